@@ -1,0 +1,100 @@
+"""The architecture description that travels with every checkpoint.
+
+A frozen dataclass, validated on construction, so a model card read from disk
+can never describe a network that ``build_model`` would build differently (or
+not at all): a bad value fails here, naming the key, not deep inside torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+# Output channels of layer3 (where attention sits) and layer4 (the embedding).
+ARCH_CHANNELS: dict[str, tuple[int, int]] = {
+    "resnet18": (256, 512),
+    "resnet34": (256, 512),
+    "resnet50": (1024, 2048),
+    "resnet101": (1024, 2048),
+}
+ATTENTION_MODES = ("both", "spatial", "channel", "none")
+HEADS = ("bnneck", "two_fc")
+ATTENTION_COMBINATIONS = ("residual", "multiplicative")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network's parameter layout.
+
+    ``attention_combination`` decides how the masks reweight layer3's map:
+    "residual" is ``F * (1 + A_ch * A_ed)`` (identity path kept, stable from
+    scratch); "multiplicative" is ``F * A_ch * A_ed`` as in the paper.
+    """
+
+    arch: str = "resnet50"
+    last_stride: int = 1
+    attention: str = "both"
+    num_classes: int = 751
+    channel_reduction: int = 16
+    head: str = "bnneck"
+    attention_combination: str = "residual"
+
+    def __post_init__(self) -> None:
+        _check_choice("arch", self.arch, tuple(ARCH_CHANNELS))
+        _check_choice("attention", self.attention, ATTENTION_MODES)
+        _check_choice("head", self.head, HEADS)
+        _check_choice("attention_combination", self.attention_combination, ATTENTION_COMBINATIONS)
+        _check_int("last_stride", self.last_stride)
+        if self.last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
+        _check_int("num_classes", self.num_classes)
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        _check_int("channel_reduction", self.channel_reduction)
+        if not 1 <= self.channel_reduction <= self.attention_channels:
+            raise ValueError(
+                f"channel_reduction must be between 1 and {self.attention_channels} "
+                f"for {self.arch}, got {self.channel_reduction}"
+            )
+
+    @property
+    def attention_channels(self) -> int:
+        """Channels of the layer3 map the attention modules see."""
+        return ARCH_CHANNELS[self.arch][0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return ARCH_CHANNELS[self.arch][1]
+
+    @property
+    def uses_spatial_attention(self) -> bool:
+        return self.attention in ("both", "spatial")
+
+    @property
+    def uses_channel_attention(self) -> bool:
+        return self.attention in ("both", "channel")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from JSON-like data; missing keys take defaults, unknown keys are refused."""
+        if not isinstance(data, dict):
+            raise ValueError(f"model config must be a mapping, got {type(data).__name__}")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(map(str, unknown))}")
+        return cls(**data)
+
+
+def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_int(key: str, value: object) -> None:
+    # bool is an int subclass; "true" as a stride is a bug, not a 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key} must be an integer, got {value!r}")

@@ -1,0 +1,105 @@
+"""The one definition of how a person crop becomes network input.
+
+Training, evaluation, export and the service all call these functions, so a
+crop is resized and normalised identically everywhere; a drift here would
+silently cost accuracy in production while every offline metric looks fine.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+INPUT_HEIGHT = 256
+INPUT_WIDTH = 128
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+DEFAULT_MAX_PIXELS = 40_000_000
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not an allowed, complete, reasonably sized image."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: frozenset[str] = ALLOWED_FORMATS,
+) -> Image.Image:
+    """Decode bytes into an RGB image, trusting only what the decoder sees.
+
+    The format comes from the bytes, never a filename or Content-Type; the pixel
+    count is checked from the header before any pixel is decoded, so a small file
+    that inflates to gigabytes is refused cheaply; and the whole image is loaded
+    here so truncation surfaces now, not later inside a batch.
+    """
+    if not data:
+        raise ImageDecodeError("empty_file", "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format = image.format or "unknown"
+            if image_format not in allowed_formats:
+                allowed = ", ".join(sorted(allowed_formats))
+                raise ImageDecodeError(
+                    "unsupported_format", f"format {image_format} is not allowed ({allowed})"
+                )
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageDecodeError("invalid_image", "image has no pixels")
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    "too_many_pixels",
+                    f"image is {width}x{height} = {width * height} pixels; "
+                    f"the limit is {max_pixels}",
+                )
+            image.load()
+            return image.convert("RGB")
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageDecodeError("too_many_pixels", f"image is too large: {error}") from error
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError(
+            "invalid_image", "not an image: the bytes match no known image format"
+        ) from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(
+            "invalid_image", f"not a decodable image (truncated or corrupt): {error}"
+        ) from error
+
+
+def resize(image: Image.Image) -> Image.Image:
+    """Resize to the network's fixed 256×128 input, ignoring aspect as BoT does."""
+    return image.convert("RGB").resize((INPUT_WIDTH, INPUT_HEIGHT), Image.Resampling.BILINEAR)
+
+
+def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
+    """Turn an RGB image into a float CHW tensor with ImageNet normalisation."""
+    array = np.asarray(image, dtype=np.uint8)
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+    return (tensor - _MEAN) / _STD
+
+
+def preprocess(image: Image.Image) -> torch.Tensor:
+    """The evaluation-time transform: resize, then normalise. Shape (3, 256, 128)."""
+    return to_normalized_tensor(resize(image))
+
+
+def preprocess_batch(images: list[Image.Image]) -> torch.Tensor:
+    """Stack preprocessed crops into one (N, 3, 256, 128) batch."""
+    return torch.stack([preprocess(image) for image in images])
