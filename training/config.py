@@ -1,0 +1,315 @@
+"""One validated description of a training run, assembled from preset, file and flags.
+
+Every knob lives in `TrainConfig` so a run is reproducible from its recorded
+config alone. Values are layered: dataclass defaults, then a named preset
+(``training/presets/NAME.toml``), then an optional ``--config FILE.toml``, then
+command-line flags. Every layer goes through the same validation, which raises
+`ConfigError` naming the offending key; the CLI turns that into a usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
+ATTENTIONS = ("both", "spatial", "channel", "none")
+HEADS = ("bnneck", "two_fc")
+COMBINATIONS = ("multiplicative", "residual")
+OPTIMIZERS = ("sgd", "adam")
+LAYOUTS = ("market", "folder")
+DEVICES = ("auto", "cpu", "cuda")
+SWITCHES = ("auto", "on", "off")
+LOSS_TERMS = ("identity", "triplet", "verification", "uniformity")
+
+
+class ConfigError(ValueError):
+    """A preset, config file or flag value is unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (paths, model, recipe, runtime)."""
+
+    # Data.
+    data_dir: Path | None = None
+    layout: str = "market"
+    synthetic: bool = False
+    synthetic_train_ids: int = 32
+    synthetic_test_ids: int = 16
+    synthetic_cameras: int = 4
+    synthetic_images_per_id_per_camera: int = 2
+    eval_dir: Path | None = None  # Market-1501 folder whose query/gallery to evaluate on
+    output_dir: Path | None = None
+    # Model.
+    arch: str = "resnet50"
+    last_stride: int = 1
+    attention: str = "both"
+    head: str = "bnneck"
+    attention_combination: str = "residual"
+    channel_reduction: int = 16
+    pretrained: Path | None = None
+    # Recipe.
+    epochs: int = 90
+    batch_p: int = 16
+    batch_k: int = 4
+    optimizer: str = "sgd"
+    lr: float = 0.04
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    warmup_start_factor: float = 0.01
+    lr_milestones: tuple[int, ...] = (30, 60)
+    lr_gamma: float = 0.1
+    loss_weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "identity": 1.0,
+            "triplet": 1.0,
+            "verification": 0.5,
+            "uniformity": 0.1,
+        }
+    )
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
+    random_erasing: float = 0.5
+    # Runtime.
+    device: str = "auto"
+    amp: str = "auto"  # bf16 autocast: "auto" = on CUDA only
+    channels_last: str = "auto"  # NHWC memory format: "auto" = on CUDA only
+    workers: int = 4
+    eval_every: int = 10
+    eval_flip: bool = False
+    eval_before_training: bool = False
+    seed: int = 0
+    resume: bool = False
+    progress: bool = True
+    plots: bool = True
+    plot_queries: int = 6
+
+    def __post_init__(self) -> None:
+        _check_choice("layout", self.layout, LAYOUTS)
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("attention", self.attention, ATTENTIONS)
+        _check_choice("head", self.head, HEADS)
+        _check_choice("attention_combination", self.attention_combination, COMBINATIONS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("amp", self.amp, SWITCHES)
+        _check_choice("channels_last", self.channels_last, SWITCHES)
+        _check_choice("last_stride", self.last_stride, (1, 2))
+        for name in (
+            "epochs",
+            "batch_p",
+            "batch_k",
+            "eval_every",
+            "synthetic_train_ids",
+            "synthetic_test_ids",
+            "synthetic_cameras",
+            "synthetic_images_per_id_per_camera",
+        ):
+            _check_at_least(name, getattr(self, name), 1)
+        _check_at_least("batch_p", self.batch_p, 2)  # batch-hard mining needs negatives
+        _check_at_least("channel_reduction", self.channel_reduction, 1)
+        for name in ("warmup_epochs", "workers", "seed", "plot_queries"):
+            _check_at_least(name, getattr(self, name), 0)
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.triplet_margin > 0:
+            raise ConfigError(f"triplet_margin must be > 0, got {self.triplet_margin}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ConfigError(f"random_erasing must be in [0, 1], got {self.random_erasing}")
+        if not 0.0 < self.warmup_start_factor <= 1.0:
+            raise ConfigError(
+                f"warmup_start_factor must be in (0, 1], got {self.warmup_start_factor}"
+            )
+        if not 0.0 < self.lr_gamma <= 1.0:
+            raise ConfigError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
+        milestones = tuple(self.lr_milestones)
+        if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+            raise ConfigError(
+                f"lr_milestones must be increasing positive epochs, got {list(milestones)}"
+            )
+        object.__setattr__(self, "lr_milestones", milestones)
+        unknown = set(self.loss_weights) - set(LOSS_TERMS)
+        if unknown:
+            raise ConfigError(
+                f"unknown loss term(s) {sorted(unknown)}; expected {', '.join(LOSS_TERMS)}"
+            )
+        weights = {term: float(self.loss_weights.get(term, 0.0)) for term in LOSS_TERMS}
+        for term, value in weights.items():
+            if value < 0:
+                raise ConfigError(f"loss weight {term} must be >= 0, got {value}")
+        if weights["identity"] == weights["triplet"] == weights["verification"] == 0:
+            raise ConfigError("at least one of identity/triplet/verification must be weighted")
+        object.__setattr__(self, "loss_weights", weights)
+        if self.synthetic and self.layout != "market":
+            raise ConfigError("synthetic data is written in the market layout; drop layout")
+        for name in ("data_dir", "eval_dir", "output_dir", "pretrained"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_p * self.batch_k
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed, validated like any other layer."""
+        return from_mapping(changes, base=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as recorded in the run directory and model card."""
+        out: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[item.name] = value
+        return out
+
+
+def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        allowed = ", ".join(str(c) for c in choices)
+        raise ConfigError(f"{name} must be one of {allowed}; got {value!r}")
+
+
+def _check_at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+_FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Type-check one value from a TOML file or flag against its field."""
+    kind = _FIELD_TYPES[name]
+    if kind == "Path | None" and (value is None or isinstance(value, str | Path)):
+        return None if value in (None, "") else Path(value)
+    if kind == "str" and isinstance(value, str):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "int" and _is_int(value):
+        return value
+    if kind == "float" and _is_number(value):
+        return float(value)
+    if kind == "tuple[int, ...]" and isinstance(value, list | tuple) and all(map(_is_int, value)):
+        return tuple(value)
+    if (
+        kind == "Mapping[str, float]"
+        and isinstance(value, Mapping)
+        and all(map(_is_number, value.values()))
+    ):
+        return {str(k): float(v) for k, v in value.items()}
+    raise ConfigError(f"{name} has the wrong type: {value!r} (expected {kind})")
+
+
+def from_mapping(values: Mapping[str, Any], *, base: TrainConfig | None = None) -> TrainConfig:
+    """Layer `values` over `base` (or the defaults); unknown keys are an error."""
+    base = base or TrainConfig()
+    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    changes = {name: _coerce(name, value) for name, value in values.items()}
+    if "loss_weights" in changes:
+        # A partial table overrides only the terms it names.
+        changes["loss_weights"] = {**base.loss_weights, **changes["loss_weights"]}
+    try:
+        return dataclasses.replace(base, **changes)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in training/presets/."""
+    folder = resources.files("training") / "presets"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw key/value table of a shipped preset."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
+    text = (resources.files("training") / "presets" / f"{name}.toml").read_text(encoding="utf-8")
+    return _parse_toml(text, f"preset {name}")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The raw key/value table of a user TOML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    return _parse_toml(text, str(path))
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{origin} is not valid TOML: {error}") from error
+
+
+def parse_loss_weights(text: str) -> dict[str, float]:
+    """Parse ``id=1,triplet=1,verification=0.5,uniformity=0.1`` (``id`` = identity)."""
+    aliases = {"id": "identity", "tri": "triplet", "verif": "verification", "uni": "uniformity"}
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = aliases.get(name.strip(), name.strip())
+        if not sep or name not in LOSS_TERMS:
+            raise ConfigError(
+                f"bad loss weight {part!r}; expected TERM=VALUE with TERM in "
+                f"{', '.join(LOSS_TERMS)} (or id)"
+            )
+        try:
+            weights[name] = float(value)
+        except ValueError as error:
+            raise ConfigError(f"loss weight {name} is not a number: {value!r}") from error
+    if not weights:
+        raise ConfigError("empty --loss-weights")
+    return weights
+
+
+def build_config(
+    *,
+    preset: str | None,
+    config_file: Path | None,
+    overrides: Mapping[str, Any],
+) -> TrainConfig:
+    """Apply the layers in order: defaults, preset, config file, flags."""
+    config = TrainConfig()
+    if preset is not None:
+        config = from_mapping(load_preset(preset), base=config)
+    if config_file is not None:
+        config = from_mapping(load_config_file(config_file), base=config)
+    return from_mapping(overrides, base=config)

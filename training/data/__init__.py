@@ -1,0 +1,1 @@
+"""Re-identification data: synthetic generation, folder layouts and the torch Dataset."""

@@ -1,0 +1,198 @@
+"""One training epoch and one evaluation pass; no files, no config parsing.
+
+Keeping these free of I/O decisions lets the run orchestrator (training/run.py)
+own what gets written where, and lets the benchmark time exactly the step the
+trainer runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.evaluation.features import extract_features
+from model.evaluation.metrics import ReIDMetrics, compute_reid_metrics
+from model.network import ReIDNet
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; continuing would only corrupt the weights."""
+
+
+class TrainingObjective(nn.Module):
+    """The network and its criterion as one module.
+
+    Wrapping both lets DistributedDataParallel synchronise the criterion's own
+    parameters (the pair-verification head) along with the network's.
+    """
+
+    def __init__(self, model: ReIDNet, criterion: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(
+        self, images: torch.Tensor, pids: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.criterion(self.model(images), pids)
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How a batch is moved and computed on the device."""
+
+    device: torch.device
+    autocast: bool = False  # bf16 autocast (CUDA by default; CPU only on request)
+    channels_last: bool = False
+
+    def autocast_context(self) -> contextlib.AbstractContextManager[object]:
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+
+@dataclass
+class EpochStats:
+    """Image-weighted mean of every loss term over an epoch, plus its throughput."""
+
+    images: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def means(self) -> dict[str, float]:
+        return {name: total / max(1, self.images) for name, total in self.sums.items()}
+
+
+def train_one_epoch(
+    objective: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    settings: StepSettings,
+    *,
+    description: str = "train",
+    show_progress: bool = True,
+    total: int | None = None,
+) -> EpochStats:
+    """Run one pass over ``loader``; the scheduler steps once per batch."""
+    objective.train()
+    stats = EpochStats(lr=optimizer.param_groups[0]["lr"])
+    start = time.perf_counter()
+    bar = tqdm(
+        loader,
+        total=total,
+        desc=description,
+        unit="batch",
+        # None: draw only on a terminal, so redirected logs stay free of \r spam.
+        disable=None if show_progress else True,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    for images, pids, _camids in bar:
+        images = settings.to_device(images)
+        pids = pids.to(settings.device, non_blocking=True)
+        with settings.autocast_context():
+            loss, terms = objective(images, pids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(
+                f"loss became {loss_value} ({description}); lower the lr or check the data"
+            )
+        count = int(images.shape[0])
+        stats.images += count
+        stats.sums["loss"] += loss_value * count
+        terms = {name: value for name, value in terms.items() if name != "total"}
+        for name, value in terms.items():
+            stats.sums[f"loss_{name}"] += float(value) * count
+        stats.seconds = time.perf_counter() - start
+        bar.set_postfix(
+            {"loss": f"{loss_value:.3f}"}
+            | {name: f"{float(value):.3f}" for name, value in terms.items()}
+            | {"img/s": f"{stats.images_per_s:.1f}"}
+        )
+    bar.close()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+@dataclass
+class SplitFeatures:
+    """Embeddings of one evaluation split, row-aligned with its labels."""
+
+    features: torch.Tensor
+    pids: torch.Tensor
+    camids: torch.Tensor
+
+
+def extract_split(
+    model: ReIDNet,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    flip: bool = False,
+) -> SplitFeatures:
+    """Embed a query or gallery split; labels are gathered as the batches stream by."""
+    pids: list[torch.Tensor] = []
+    camids: list[torch.Tensor] = []
+
+    def images() -> Iterator[torch.Tensor]:
+        for batch, batch_pids, batch_camids in loader:
+            pids.append(torch.as_tensor(batch_pids))
+            camids.append(torch.as_tensor(batch_camids))
+            yield batch
+
+    # extract_features applies bf16 autocast and channels_last itself on CUDA.
+    features = extract_features(model, images(), device=device, flip=flip)
+    return SplitFeatures(features=features, pids=torch.cat(pids), camids=torch.cat(camids))
+
+
+@dataclass
+class EvaluationResult:
+    metrics: ReIDMetrics
+    query: SplitFeatures
+    gallery: SplitFeatures
+
+
+def evaluate(
+    model: ReIDNet,
+    query_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    gallery_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    settings: StepSettings,
+    *,
+    flip: bool = False,
+) -> EvaluationResult:
+    """Market-1501 protocol metrics of ``model`` on a query/gallery split."""
+    query = extract_split(model, query_loader, settings.device, flip=flip)
+    gallery = extract_split(model, gallery_loader, settings.device, flip=flip)
+    metrics = compute_reid_metrics(
+        query.features,
+        gallery.features,
+        query.pids,
+        gallery.pids,
+        query.camids,
+        gallery.camids,
+    )
+    return EvaluationResult(metrics=metrics, query=query, gallery=gallery)

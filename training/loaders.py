@@ -1,0 +1,192 @@
+"""From a dataset folder to the three DataLoaders a run needs.
+
+Training batches are P identities × K images (batch-hard triplet mining needs
+several images of each identity in every batch); evaluation walks the query and
+gallery splits in order. On CUDA, decoding and augmentation run in persistent,
+prefetching worker processes with pinned memory, so the GPU is not left waiting
+on JPEG decoding between steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from model.evaluation.market_layout import ImageRecord, load_market1501
+from training import distributed
+from training.config import TrainConfig
+from training.data.dataset import ReIDImageDataset
+from training.data.folder import read_identity_folders
+from training.data.synthetic import MANIFEST_NAME, generate_synthetic_market
+from training.sampler import IdentityBatchSampler
+from training.transforms import build_eval_transform, build_train_transform
+
+EVAL_BATCH_SIZE = 128
+
+
+class DataSetupError(ValueError):
+    """The dataset folder is readable but cannot feed this run (e.g. too few identities)."""
+
+
+@dataclass
+class DataPipeline:
+    """The loaders of one run plus the records behind them (only readable images)."""
+
+    root: Path
+    layout: str
+    synthetic: bool
+    num_classes: int
+    batch_sampler: IdentityBatchSampler
+    train_loader: DataLoader
+    query_loader: DataLoader | None  # None: nothing to evaluate on
+    gallery_loader: DataLoader | None
+    train_records: Sequence[ImageRecord]
+    query_records: Sequence[ImageRecord]  # row i of the query features
+    gallery_records: Sequence[ImageRecord]  # row i of the gallery features
+    skipped_images: int
+    eval_root: Path | None
+
+    @property
+    def iters_per_epoch(self) -> int:
+        return len(self.batch_sampler)
+
+    @property
+    def can_evaluate(self) -> bool:
+        return self.query_loader is not None and self.gallery_loader is not None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pick the epoch's batch plan, identically on every rank (and on resume)."""
+        self.batch_sampler.set_epoch(epoch)
+
+    def describe(self) -> dict[str, Any]:
+        """Dataset provenance for the model card."""
+        record: dict[str, Any] = {
+            "dataset": "synthetic-market" if self.synthetic else self.layout,
+            "root": str(self.root),
+            "eval_root": str(self.eval_root) if self.eval_root else None,
+            "train_identities": self.num_classes,
+            "train_images": len(self.train_records),
+            "query_images": len(self.query_records),
+            "gallery_images": len(self.gallery_records),
+            "skipped_images": self.skipped_images,
+        }
+        manifest = self.root / MANIFEST_NAME
+        if self.synthetic and manifest.is_file():
+            record["synthetic"] = json.loads(manifest.read_text(encoding="utf-8"))
+        return record
+
+
+def resolve_dataset_root(config: TrainConfig, context: distributed.DistributedContext) -> Path:
+    """The dataset folder, generating the synthetic one first when asked to."""
+    assert config.output_dir is not None
+    if not config.synthetic:
+        assert config.data_dir is not None
+        return config.data_dir
+    root = config.data_dir or config.output_dir / "synthetic-data"
+    if context.is_main and not (root / MANIFEST_NAME).is_file():
+        try:
+            generate_synthetic_market(
+                root,
+                num_train_ids=config.synthetic_train_ids,
+                num_test_ids=config.synthetic_test_ids,
+                num_cameras=config.synthetic_cameras,
+                images_per_id_per_camera=config.synthetic_images_per_id_per_camera,
+                seed=config.seed,
+            )
+        except (ValueError, FileExistsError) as error:
+            raise DataSetupError(f"cannot generate synthetic data: {error}") from error
+    distributed.barrier(context)
+    return root
+
+
+def build_data_pipeline(
+    config: TrainConfig, context: distributed.DistributedContext, *, pin_memory: bool
+) -> DataPipeline:
+    """Read the dataset folder and build the loaders; `DataSetupError` if it cannot train."""
+    root = resolve_dataset_root(config, context)
+    train_records, query_records, gallery_records = read_records(config, root)
+    try:
+        train_set = ReIDImageDataset(
+            train_records,
+            build_train_transform(erasing_probability=config.random_erasing),
+            relabel=True,
+        )
+        query_set = gallery_set = None
+        if query_records and gallery_records:
+            query_set = ReIDImageDataset(query_records, build_eval_transform(), relabel=False)
+            gallery_set = ReIDImageDataset(gallery_records, build_eval_transform(), relabel=False)
+        # Every rank plans the same epoch from (seed, epoch) and takes its own share.
+        sampler = IdentityBatchSampler(
+            train_set.labels,
+            identities_per_batch=config.batch_p,
+            instances_per_identity=config.batch_k,
+            seed=config.seed,
+            rank=context.rank,
+            world_size=context.world_size,
+        )
+    except ValueError as error:  # EmptyDatasetError, fewer identities than P
+        raise DataSetupError(f"cannot train on {root}: {error}") from error
+    if len(sampler) == 0:
+        raise DataSetupError(
+            f"{root} gives no complete {config.batch_p}x{config.batch_k} batch per "
+            f"{'rank' if context.enabled else 'epoch'}; lower --batch-p/--batch-k"
+        )
+    options: dict[str, Any] = {"num_workers": config.workers, "pin_memory": pin_memory}
+    if config.workers > 0:
+        options |= {"persistent_workers": True, "prefetch_factor": 4}
+    train_loader = DataLoader(
+        train_set,
+        batch_sampler=sampler,
+        # Distinct augmentation streams per rank; identical across runs with one seed.
+        generator=torch.Generator().manual_seed(config.seed + 100_003 * context.rank),
+        **options,
+    )
+    eval_sets = [s for s in (query_set, gallery_set) if s is not None]
+    query_loader, gallery_loader = (
+        [DataLoader(s, batch_size=EVAL_BATCH_SIZE, **options) for s in eval_sets]
+        if eval_sets
+        else [None, None]
+    )
+    return DataPipeline(
+        root=root,
+        layout=config.layout,
+        synthetic=config.synthetic,
+        num_classes=train_set.num_classes,
+        batch_sampler=sampler,
+        train_loader=train_loader,
+        query_loader=query_loader,
+        gallery_loader=gallery_loader,
+        train_records=train_set.records,
+        query_records=query_set.records if query_set else [],
+        gallery_records=gallery_set.records if gallery_set else [],
+        skipped_images=sum(len(s.skipped) for s in (train_set, *eval_sets)),
+        eval_root=config.eval_dir or (root if config.layout == "market" else None),
+    )
+
+
+def read_records(
+    config: TrainConfig, root: Path
+) -> tuple[list[ImageRecord], list[ImageRecord], list[ImageRecord]]:
+    """Train, query and gallery records; query/gallery are empty when there is no eval set.
+
+    The market layout evaluates on its own query/gallery split unless ``eval_dir``
+    names another Market-1501 folder; an identity-folder dataset has no cameras or
+    split, so it is evaluated only through ``eval_dir``.
+    """
+    query: list[ImageRecord] = []
+    gallery: list[ImageRecord] = []
+    if config.layout == "market":
+        splits = load_market1501(root)
+        train, query, gallery = splits.train, splits.query, splits.gallery
+    else:
+        train = read_identity_folders(root).records
+    if config.eval_dir is not None:
+        held_out = load_market1501(config.eval_dir)
+        query, gallery = held_out.query, held_out.gallery
+    return train, query, gallery

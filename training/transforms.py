@@ -1,0 +1,62 @@
+"""Training and evaluation transforms, built on the shared model preprocessing.
+
+Both start from ``model.preprocessing`` so that the geometry and normalisation a
+network is trained with are exactly those it is evaluated and served with; the
+training transform only adds augmentation around them (the "bag of tricks"
+recipe: flip, pad-and-crop, random erasing).
+
+All randomness comes from torch's global generator: ``torch.manual_seed`` makes
+a run reproducible, and a DataLoader seeds each worker from its own generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+
+import model  # noqa: F401  (installs the torchvision shim before torchvision is imported)
+from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH, preprocess, resize, to_normalized_tensor
+
+# isort: split
+from torchvision import transforms
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+def build_train_transform(
+    *,
+    flip_probability: float = 0.5,
+    padding: int = 10,
+    erasing_probability: float = 0.5,
+) -> Transform:
+    """Resize → random horizontal flip → pad and random-crop back → normalise → random erasing.
+
+    Padding then cropping shifts the person by up to ``padding`` pixels, imitating
+    detector jitter; erasing fills a random rectangle with 0, which after
+    normalisation is the ImageNet mean colour, imitating occlusion.
+    """
+    for name, value in (
+        ("flip_probability", flip_probability),
+        ("erasing_probability", erasing_probability),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if padding < 0:
+        raise ValueError(f"padding must be non-negative, got {padding}")
+    return transforms.Compose(
+        [
+            resize,
+            transforms.RandomHorizontalFlip(flip_probability),
+            transforms.Pad(padding, fill=0),
+            transforms.RandomCrop((INPUT_HEIGHT, INPUT_WIDTH)),
+            to_normalized_tensor,
+            transforms.RandomErasing(p=erasing_probability, value=0),
+        ]
+    )
+
+
+def build_eval_transform() -> Transform:
+    """The evaluation transform is the shared preprocessing, unchanged."""
+    return preprocess
