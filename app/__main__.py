@@ -1,0 +1,57 @@
+"""Launcher: ``python -m app`` serves on REID_HOST:REID_PORT, refusing unsafe exposure.
+
+With no API keys configured, binding anything but a loopback address would
+hand the gallery (biometric data) to the whole network, so it is refused
+(exit 2) unless REID_ALLOW_UNAUTHENTICATED=true says it is deliberate. One
+worker process: the index and the batcher live in the process, and one
+process per GPU is what the batcher wants.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.middleware import is_loopback
+from app.settings import Settings
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    if not settings.auth_enabled and not is_loopback(settings.host):
+        if not settings.allow_unauthenticated:
+            print(
+                f"refusing to serve on {settings.host}:{settings.port} without API keys: anyone "
+                "who can reach it could read and change the gallery.\n"
+                "  - create keys:  python -m app.keys new --role write --name NAME\n"
+                "    and set REID_API_KEYS to the printed JSON list, or\n"
+                "  - bind to 127.0.0.1 (REID_HOST), or\n"
+                "  - set REID_ALLOW_UNAUTHENTICATED=true if the network is closed on purpose.",
+                file=sys.stderr,
+            )
+            return 2
+        print("WARNING: serving WITHOUT authentication on a non-loopback address", file=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

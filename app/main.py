@@ -1,0 +1,99 @@
+"""ASGI entry point: ``uvicorn app.main:app`` (or ``python -m app``, which adds safety checks).
+
+Everything heavy (database, migrations, model, index) happens in the lifespan,
+so importing this module is cheap and a failed start-up is reported before the
+server accepts a single request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.types import Scope
+
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, LoopbackGuardMiddleware, RequestMetricsMiddleware
+from app.routes import evaluate, gallery, identities, query, system
+from app.services import build_services, close_services, maintenance_loop
+from app.settings import Settings
+from app.telemetry import Telemetry
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+Person re-identification gallery. Enroll crops of known people with
+`POST /gallery`, then ask who a new crop shows with `POST /query`.
+
+**Authentication**: when API keys are configured, send `Authorization: Bearer <key>`
+or `X-API-Key: <key>`. Roles: `read` (query, list), `write` (enroll, delete),
+`admin` (evaluate); each implies the ones before it.
+
+**Errors** are always `{"error": {"code", "message", "details"}}`; branch on `code`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not logging.getLogger().handlers:  # plain `uvicorn app.main:app`: show our logs too
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    services = await asyncio.to_thread(build_services, settings, app.state.telemetry)
+    app.state.services = services
+    services.batcher.start()
+    maintenance = asyncio.create_task(maintenance_loop(services), name="maintenance")
+    if not settings.auth_enabled:
+        log.warning(
+            "no API keys configured: only loopback clients are served%s",
+            " (REID_ALLOW_UNAUTHENTICATED=true: ALL clients are served)"
+            if settings.allow_unauthenticated
+            else "",
+        )
+    try:
+        yield
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
+        await services.evaluations.shutdown()
+        await asyncio.to_thread(close_services, services)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry = Telemetry()
+    app = FastAPI(
+        title="reid gallery service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.telemetry = telemetry
+    install_error_handlers(app)
+    for module in (gallery, query, identities, evaluate, system):
+        app.include_router(module.router)
+
+    def body_limit(scope: Scope) -> int:
+        if scope.get("path") == "/evaluate" and scope.get("method") == "POST":
+            return settings.evaluate_max_upload_bytes
+        return settings.max_body_bytes
+
+    # Added innermost first: metrics wraps the guard, which wraps the body limit.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit, telemetry=telemetry)
+    app.add_middleware(
+        LoopbackGuardMiddleware,
+        active=not settings.auth_enabled and not settings.allow_unauthenticated,
+        telemetry=telemetry,
+    )
+    app.add_middleware(RequestMetricsMiddleware, telemetry=telemetry)
+    return app
+
+
+app = create_app()

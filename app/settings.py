@@ -1,0 +1,149 @@
+"""Every knob of the service, read once from ``REID_*`` environment variables.
+
+Names are a public contract (the container image and docs/service.md refer to
+them), so they only ever grow. Values are validated here so a typo in a
+deployment fails at start-up with the variable's name, not on the first request.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Role(StrEnum):
+    """What a key may do; each role implies the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+class ApiKeySpec(BaseModel):
+    """One configured key: only the SHA-256 of the secret is ever stored."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class IndexType(StrEnum):
+    FLAT = "flat"
+    IVF = "ivf"
+    HNSW = "hnsw"
+
+
+class Settings(BaseSettings):
+    """Service configuration; see docs/service.md for what each setting does."""
+
+    model_config = SettingsConfigDict(env_prefix="REID_", extra="ignore", frozen=True)
+
+    # Model and inference.
+    model_path: Path | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_max_size: int = Field(default=32, ge=1, le=1024)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    decode_threads: int = Field(default=4, ge=1, le=64)
+
+    # Storage.
+    data_dir: Path = Path("reid-data")
+    database_url: str | None = None
+    auto_migrate: bool | None = None
+    db_connect_timeout_s: float = Field(default=30.0, ge=0)
+
+    # Vector index.
+    index_type: IndexType = IndexType.FLAT
+    index_use_gpu: bool = True
+    ivf_nlist: int = Field(default=1024, ge=1)
+    ivf_nprobe: int = Field(default=32, ge=1)
+    hnsw_m: int = Field(default=32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(default=200, ge=8)
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    index_compact_fraction: float = Field(default=0.1, gt=0, le=1)
+    maintenance_interval_s: float = Field(default=60.0, gt=0)
+    snapshot_interval_s: float = Field(default=300.0, gt=0)
+
+    # Request limits.
+    max_file_bytes: int = Field(default=10 * MiB, ge=1)
+    max_files_per_request: int = Field(default=32, ge=1)
+    max_body_bytes: int = Field(default=64 * MiB, ge=1)
+    max_image_pixels: int = Field(default=16_000_000, ge=1)
+    max_metadata_bytes: int = Field(default=4096, ge=2)
+
+    # Evaluation uploads.
+    evaluate_max_upload_bytes: int = Field(default=512 * MiB, ge=1)
+    zip_max_files: int = Field(default=50_000, ge=1)
+    zip_max_uncompressed_bytes: int = Field(default=2048 * MiB, ge=1)
+    zip_max_ratio: float = Field(default=100.0, gt=1)
+    evaluate_max_gallery: int = Field(default=200_000, ge=1)
+
+    # Security and launcher.
+    api_keys: list[ApiKeySpec] = Field(default_factory=list)
+    allow_unauthenticated: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_key_names(cls, keys: list[ApiKeySpec]) -> list[ApiKeySpec]:
+        names = [key.name for key in keys]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate API key name(s): {', '.join(duplicates)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _known_database(self) -> Settings:
+        url = self.resolved_database_url
+        if not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "REID_DATABASE_URL must be sqlite:///... or postgresql+psycopg://...; "
+                f"got {url.split(':', 1)[0]}:..."
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database to use: the setting, else an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'reid.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_startup(self) -> bool:
+        """SQLite is private to this process, so it migrates itself unless told not to."""
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def crops_dir(self) -> Path:
+        return self.data_dir / "crops"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.data_dir / "index.snapshot"
