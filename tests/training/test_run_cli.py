@@ -1,0 +1,95 @@
+"""`python -m training.run` turns every bad request into a usage error (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.run import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training.run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_unknown_preset_is_a_usage_error(tmp_path):
+    result = _cli("--preset", "nope", "--synthetic", "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "nope" in result.stderr
+    assert "cpu-synthetic" in result.stderr  # the known presets are listed
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_folder_names_the_expected_layout(tmp_path):
+    (tmp_path / "market").mkdir()
+    result = _cli("--data-dir", str(tmp_path / "market"), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "bounding_box_train" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--lr", "-1"], "lr"),
+        (["--lr", "abc"], "--lr"),
+        (["--epochs", "0"], "epochs"),
+        (["--batch-p", "1"], "batch_p"),
+        (["--arch", "vgg"], "--arch"),
+        (["--attention", "sideways"], "--attention"),
+        (["--loss-weights", "colour=1"], "colour"),
+        (["--loss-weights", "id=x"], "identity"),
+        (["--lr-milestones", "30,x"], "--lr-milestones"),
+        (["--config", "/nonexistent/run.toml"], "cannot read"),
+    ],
+)
+def test_bad_flag_values(flags, fragment, tmp_path, capsys):
+    err = _usage_error(["--synthetic", "--output-dir", str(tmp_path), *flags], capsys)
+    assert fragment in err
+
+
+def test_data_dir_or_synthetic_is_required(tmp_path, capsys):
+    assert "--data-dir" in _usage_error(["--output-dir", str(tmp_path)], capsys)
+
+
+def test_output_dir_is_required(capsys):
+    assert "--output-dir" in _usage_error(["--synthetic"], capsys)
+
+
+def test_nonexistent_dataset_folder(tmp_path, capsys):
+    err = _usage_error(
+        ["--data-dir", str(tmp_path / "absent"), "--output-dir", str(tmp_path / "run")], capsys
+    )
+    assert "does not exist" in err
+
+
+def test_resume_without_state(tmp_path, capsys):
+    err = _usage_error(["--synthetic", "--output-dir", str(tmp_path), "--resume"], capsys)
+    assert "no resume state" in err
+
+
+def test_pretrained_must_be_a_file(tmp_path, capsys):
+    err = _usage_error(
+        ["--synthetic", "--output-dir", str(tmp_path), "--pretrained", str(tmp_path / "w.pth")],
+        capsys,
+    )
+    assert "--pretrained" in err
