@@ -1,0 +1,102 @@
+"""Raw forward throughput of ``ReIDNet.embed`` (images/s), the ceiling for enrollment.
+
+    .venv/bin/python benchmarks/model_forward.py --arch resnet50 --batch-size 32
+    .venv/bin/python benchmarks/model_forward.py --arch resnet18 --batch-size 32
+    .venv/bin/python benchmarks/model_forward.py --device cuda --batch-size 128
+
+Input is a preprocessed random batch (N, 3, 256, 128), so decoding and resizing
+are excluded: the service's HTTP enrollment rate divided by this number is the
+share of time it spends outside the network. On CUDA the model runs in
+channels_last with bf16 autocast, as a serving deployment would. Weights are an
+untrained deterministic init; throughput does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from contextlib import nullcontext
+
+import torch
+
+from model.checkpoint import untrained_model
+from model.config import ARCH_CHANNELS, ModelConfig
+from model.network import ReIDNet
+from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
+
+
+def measure_forward_throughput(
+    model: ReIDNet,
+    batch_size: int,
+    iterations: int,
+    device: str | torch.device,
+    *,
+    warmup: int = 2,
+) -> float:
+    """Images per second of ``model.embed`` on ``device`` after ``warmup`` untimed batches.
+
+    Moves ``model`` to ``device`` and puts it in eval mode (and channels_last on CUDA).
+    """
+    if batch_size < 1 or iterations < 1 or warmup < 0:
+        raise ValueError("batch_size and iterations must be >= 1 and warmup >= 0")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format).eval()
+    images = torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH, device=device)
+    images = images.contiguous(memory_format=memory_format)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    def synchronise() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    with torch.inference_mode(), autocast:
+        for _ in range(warmup):
+            model.embed(images)
+        synchronise()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            model.embed(images)
+        synchronise()
+        elapsed = time.perf_counter() - start
+    return batch_size * iterations / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", choices=sorted(ARCH_CHANNELS), default="resnet50")
+    parser.add_argument(
+        "--attention", choices=("both", "spatial", "channel", "none"), default="both"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda requested but CUDA is not available")
+
+    model, _ = untrained_model(ModelConfig(arch=args.arch, attention=args.attention))
+    rate = measure_forward_throughput(
+        model, args.batch_size, args.iterations, args.device, warmup=args.warmup
+    )
+    result = {
+        "arch": args.arch,
+        "attention": args.attention,
+        "batch_size": args.batch_size,
+        "iterations": args.iterations,
+        "device": args.device,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "images_per_second": round(rate, 2),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
