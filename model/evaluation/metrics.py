@@ -128,7 +128,9 @@ def compute_reid_metrics(
         stop = min(start + chunk_size, num_query)
         keys = _sort_keys(distances_to(start, stop), gallery_index)
         rows, cols = same_pid.pairs(q_pids[start:stop])
-        first, ap, inp = _rank_positives(keys, rows, cols, q_cams[start:stop], g_cams)
+        first, ap, inp = _rank_positives(
+            keys, rows, cols, q_cams[start:stop], g_cams, width=same_pid.largest_group
+        )
         first_ranks.append(first)
         precisions.append(ap)
         inps.append(inp)
@@ -270,17 +272,19 @@ def _rank_positives(
     cols: torch.Tensor,
     q_cams: torch.Tensor,
     g_cams: torch.Tensor,
+    width: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per query of the chunk: first-positive rank (0 if none), AP and INP.
 
     ``rows``/``cols`` are the chunk's same-pid (query row, gallery index) pairs, grouped
-    by row. Ranks are 1-based positions in the gallery after junk removal.
+    by row. Ranks are 1-based positions in the gallery after junk removal. ``width`` is the
+    largest same-pid group in the whole gallery, not in this chunk: a fixed row width keeps
+    each query's floating-point sums identical whatever the chunk size.
     """
     num_chunk, num_gallery = keys.shape
     device = keys.device
     counts = torch.bincount(rows, minlength=num_chunk)
-    width = int(counts.max()) if rows.numel() else 0
-    if width == 0:
+    if rows.numel() == 0:
         zeros = torch.zeros(num_chunk, dtype=torch.float64, device=device)
         return torch.zeros(num_chunk, dtype=torch.int64, device=device), zeros, zeros
 
