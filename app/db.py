@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alembic import command
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +119,20 @@ def prepare_schema(engine: Engine, *, migrate: bool) -> None:
             f"{head}; run `alembic upgrade head` with REID_DATABASE_URL set (or set "
             "REID_AUTO_MIGRATE=true to let the service migrate itself)"
         )
+
+
+def open_database(settings: Settings) -> Engine:
+    """The configured database, reachable and at the schema this code needs.
+
+    The service and ``python -m app.reembed`` must open it the same way: one that
+    skipped the wait would fail while its database container is still starting, one
+    that skipped the schema check would write rows the code cannot read back.
+    """
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        wait_for_database(engine, settings.db_connect_timeout_s)
+        prepare_schema(engine, migrate=settings.migrate_on_startup)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import model  # noqa: F401  (torchvision shim)
 from app.crops import CropStore
-from app.db import create_db_engine, prepare_schema, session_factory, wait_for_database
+from app.db import open_database, session_factory
 from app.inference import load_embedder
 from app.orm import GalleryEntry
 from app.settings import Settings
@@ -57,10 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid configuration:\n{error}", file=sys.stderr)
         return 2
 
-    engine = create_db_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        wait_for_database(engine, settings.db_connect_timeout_s)
-        prepare_schema(engine, migrate=settings.migrate_on_startup)
         embedder = load_embedder(settings)
         sessions = session_factory(engine)
         crops = CropStore(settings.crops_dir)

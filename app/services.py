@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.batcher import DynamicBatcher
 from app.crops import CropStore
-from app.db import create_db_engine, prepare_schema, session_factory, wait_for_database
+from app.db import open_database, session_factory
 from app.evaluation import EvaluationRunner
 from app.gallery import Gallery
 from app.images import ImageDecoder
@@ -44,10 +44,8 @@ class Services:
 def build_services(settings: Settings, telemetry: Telemetry) -> Services:
     """Blocking start-up: database, migrations, model, index (snapshot or rebuild)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        wait_for_database(engine, settings.db_connect_timeout_s)
-        prepare_schema(engine, migrate=settings.migrate_on_startup)
         sessions = session_factory(engine)
         embedder = load_embedder(settings)
         gallery = Gallery(
