@@ -89,6 +89,16 @@ class StartupReport:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# Both steps of a search (the candidates, then the chosen identities' entries) read
+# these columns and unpack them by position: one tuple keeps the two steps in step.
+_MATCH_COLUMNS = (
+    GalleryEntry.id,
+    GalleryEntry.identity,
+    GalleryEntry.camera,
+    GalleryEntry.captured_at,
+)
+
+
 @dataclass(frozen=True)
 class _Candidate:
     identity: str
@@ -572,12 +582,7 @@ class Gallery:
         found: dict[int, _Candidate] = {}
         for start in range(0, len(ids), _ID_CHUNK):
             rows = self._rows(
-                select(
-                    GalleryEntry.id,
-                    GalleryEntry.identity,
-                    GalleryEntry.camera,
-                    GalleryEntry.captured_at,
-                ).where(GalleryEntry.id.in_(ids[start : start + _ID_CHUNK]))
+                select(*_MATCH_COLUMNS).where(GalleryEntry.id.in_(ids[start : start + _ID_CHUNK]))
             )
             found.update({row[0]: _Candidate(row[1], row[2], row[3]) for row in rows})
         return found
@@ -624,14 +629,9 @@ class Gallery:
         if not identities:
             return []
         rows = self._rows(
-            select(
-                GalleryEntry.id,
-                GalleryEntry.identity,
-                GalleryEntry.camera,
-                GalleryEntry.captured_at,
-                GalleryEntry.embedding,
-                GalleryEntry.model_version,
-            ).where(GalleryEntry.identity.in_(identities))
+            select(*_MATCH_COLUMNS, GalleryEntry.embedding, GalleryEntry.model_version).where(
+                GalleryEntry.identity.in_(identities)
+            )
         )
         # The version is checked here, not in SQL: with one version per gallery the
         # planner could otherwise prefer the (useless) model_version index to the
