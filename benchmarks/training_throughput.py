@@ -6,8 +6,8 @@
 It times exactly what `training.engine.train_one_epoch` runs per batch (the
 `TrainingObjective` of network + `ReIDCriterion`, SGD step and LR scheduler), on
 the device settings the trainer would pick: bf16 autocast and channels_last on
-CUDA, plain fp32 on CPU (``--amp``/``--channels-last`` override, as in the
-trainer). Inputs are random tensors already in memory, so this is the compute
+CUDA and on CPUs with native bf16, plain fp32 elsewhere (``--amp``/``--channels-last``
+override, as in the trainer). Inputs are random tensors already in memory, so this is the compute
 ceiling; data decoding/augmentation runs in DataLoader workers in real training
 and is not included. Reports the median over timed iterations after warm-up
 (wall and process CPU seconds), plus peak memory: process RSS high-water mark on
@@ -49,13 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(0)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
-
-    def switch(value: str) -> bool:
-        return on_cuda if value == "auto" else value == "on"
-
-    settings = StepSettings(
-        device=device, autocast=switch(args.amp), channels_last=switch(args.channels_last)
-    )
+    settings = StepSettings.resolve(device, args.amp, args.channels_last)
     batch = args.batch_p * args.batch_k
     num_classes = 751
     model_config = ModelConfig(

@@ -79,8 +79,8 @@ class TrainConfig:
     random_erasing: float = 0.5
     # Runtime.
     device: str = "auto"
-    amp: str = "auto"  # bf16 autocast: "auto" = on CUDA only
-    channels_last: str = "auto"  # NHWC memory format: "auto" = on CUDA only
+    amp: str = "auto"  # bf16 autocast: "auto" = on CUDA and on CPUs with native bf16
+    channels_last: str = "auto"  # NHWC memory format: "auto" follows amp
     workers: int = 4
     eval_every: int = 10
     eval_flip: bool = False

@@ -230,21 +230,15 @@ def wants_cuda(config: TrainConfig) -> bool:
 
 
 def resolve_settings(config: TrainConfig, context: distributed.DistributedContext) -> StepSettings:
-    """Device and step options; bf16 autocast and channels_last default to on for CUDA only."""
+    """Device and step options (see `StepSettings.resolve` for what "auto" picks)."""
     on_cuda = wants_cuda(config)
     device = torch.device("cuda", context.local_rank) if on_cuda else torch.device("cpu")
-
-    def switch(value: str) -> bool:
-        return on_cuda if value == "auto" else value == "on"
-
     if on_cuda:
         # TF32 matmuls for whatever autocast leaves in fp32 (e.g. the loss heads).
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    return StepSettings(
-        device=device, autocast=switch(config.amp), channels_last=switch(config.channels_last)
-    )
+    return StepSettings.resolve(device, config.amp, config.channels_last)
 
 
 def prepare(config: TrainConfig) -> RunState:
