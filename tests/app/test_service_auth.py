@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -19,6 +17,7 @@ CONFIG = [
     {"name": f"{role}-key", "role": role, "sha256": hash_key(key)} for role, key in KEYS.items()
 ]
 IMAGE = person_jpeg(5, 1, 0, seed=11)
+RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 
 
 @pytest.fixture
@@ -101,23 +100,8 @@ def test_without_keys_only_loopback_clients_are_served(service: ServiceHandle) -
         assert remote.get("/gallery").status_code == 200
 
 
-def run_module(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("REID_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        input=stdin,
-        timeout=60,
-    )
-
-
 def test_keys_cli_prints_a_working_key_and_config_line(
-    make_service: Callable[..., ServiceHandle],
+    make_service: Callable[..., ServiceHandle], run_module: RunModule
 ) -> None:
     result = run_module("app.keys", "new", "--role", "write", "--name", "cam-ops")
     assert result.returncode == 0, result.stderr
@@ -141,14 +125,14 @@ def test_keys_cli_prints_a_working_key_and_config_line(
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "example.org"])
-def test_launcher_refuses_open_network_without_keys(host: str) -> None:
+def test_launcher_refuses_open_network_without_keys(host: str, run_module: RunModule) -> None:
     result = run_module("app", env={"REID_HOST": host, "REID_PORT": "1"})
     assert result.returncode == 2
     assert "without API keys" in result.stderr
     assert "REID_ALLOW_UNAUTHENTICATED" in result.stderr
 
 
-def test_launcher_reports_bad_configuration() -> None:
+def test_launcher_reports_bad_configuration(run_module: RunModule) -> None:
     result = run_module("app", env={"REID_PORT": "not-a-port"})
     assert result.returncode == 2
     assert "port" in result.stderr

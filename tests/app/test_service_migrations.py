@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -14,8 +12,10 @@ from service_kit import ServiceHandle
 from sqlalchemy import create_engine, inspect, text
 
 from alembic import command
-from app.db import REPO_ROOT, alembic_config
+from app.db import alembic_config
 from app.orm import Base
+
+RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 
 
 def test_migrated_database_matches_the_models(
@@ -47,21 +47,17 @@ def test_migrated_database_matches_the_models(
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_alembic_cli_and_no_self_migration_on_postgresql(
-    make_service: Callable[..., ServiceHandle],
+    make_service: Callable[..., ServiceHandle], run_module: RunModule
 ) -> None:
     service = make_service(auto_migrate=None)  # PostgreSQL default: the entrypoint migrates
     assert service.settings.migrate_on_startup is False
     with pytest.raises(RuntimeError, match="alembic upgrade head"), service.client():
         pass
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REID_")}
-    env["REID_DATABASE_URL"] = service.settings.resolved_database_url
-    result = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_module(
+        "alembic",
+        "upgrade",
+        "head",
+        env={"REID_DATABASE_URL": service.settings.resolved_database_url},
     )
     assert result.returncode == 0, result.stderr
     with service.client() as client:

@@ -1,7 +1,7 @@
 import json
 import subprocess
-import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from training.data.preview import main as preview_main
 from training.data.preview import render_preview_grid
 from training.data.synthetic import generate_synthetic_market, main, render_person
 
+RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 SMALL = {"num_train_ids": 4, "num_test_ids": 4, "num_cameras": 3, "images_per_id_per_camera": 2}
 
 
@@ -140,27 +141,20 @@ def test_cli_usage_errors(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_module_entry_point(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training.data.synthetic",
-            str(tmp_path / "m"),
-            "--train-ids",
-            "1",
-            "--test-ids",
-            "1",
-            "--per-camera",
-            "1",
-            "--distractors",
-            "0",
-            "--junk",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+def test_module_entry_point(tmp_path: Path, run_module: RunModule) -> None:
+    result = run_module(
+        "training.data.synthetic",
+        str(tmp_path / "m"),
+        "--train-ids",
+        "1",
+        "--test-ids",
+        "1",
+        "--per-camera",
+        "1",
+        "--distractors",
+        "0",
+        "--junk",
+        "0",
     )
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout

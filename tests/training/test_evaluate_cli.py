@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from model.preprocessing import decode_image, preprocess
 from training.data.synthetic import generate_synthetic_market
 from training.evaluate import FEATURE_KEYS, main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 
 
 def hand_computed_arrays() -> dict[str, np.ndarray]:
@@ -41,20 +41,13 @@ def write_npz(path: Path, **overrides: np.ndarray | None) -> Path:
     return path
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training.evaluate", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_features_file_is_scored_and_the_report_written(tmp_path: Path) -> None:
+def test_features_file_is_scored_and_the_report_written(
+    tmp_path: Path, run_module: RunModule
+) -> None:
     features = write_npz(tmp_path / "features.npz")
     output = tmp_path / "report.json"
-    result = run_cli(
+    result = run_module(
+        "training.evaluate",
         "--features", str(features), "--metric", "euclidean", "--max-rank", "4",
         "--output", str(output),
     )  # fmt: skip
@@ -70,8 +63,10 @@ def test_features_file_is_scored_and_the_report_written(tmp_path: Path) -> None:
     assert set(report["timing"]) == {"feature_extraction_s", "metrics_s", "total_s"}
 
 
-def test_missing_file_is_a_usage_error_without_traceback(tmp_path: Path) -> None:
-    result = run_cli("--features", str(tmp_path / "absent.npz"))
+def test_missing_file_is_a_usage_error_without_traceback(
+    tmp_path: Path, run_module: RunModule
+) -> None:
+    result = run_module("training.evaluate", "--features", str(tmp_path / "absent.npz"))
     assert result.returncode == 2
     assert f"{tmp_path / 'absent.npz'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from training.run import main
 
-REPO = Path(__file__).resolve().parents[2]
+RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training.run", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_unknown_preset_is_a_usage_error(tmp_path: Path, run_module: RunModule) -> None:
+    result = run_module(
+        "training.run", "--preset", "nope", "--synthetic", "--output-dir", str(tmp_path / "run")
     )
-
-
-def test_unknown_preset_is_a_usage_error(tmp_path):
-    result = _cli("--preset", "nope", "--synthetic", "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2
     assert "nope" in result.stderr
     assert "cpu-synthetic" in result.stderr  # the known presets are listed
@@ -32,9 +24,17 @@ def test_unknown_preset_is_a_usage_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_dataset_folder_names_the_expected_layout(tmp_path):
+def test_missing_dataset_folder_names_the_expected_layout(
+    tmp_path: Path, run_module: RunModule
+) -> None:
     (tmp_path / "market").mkdir()
-    result = _cli("--data-dir", str(tmp_path / "market"), "--output-dir", str(tmp_path / "run"))
+    result = run_module(
+        "training.run",
+        "--data-dir",
+        str(tmp_path / "market"),
+        "--output-dir",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 2
     assert "bounding_box_train" in result.stderr
     assert "Traceback" not in result.stderr
