@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +20,9 @@ import numpy as np
 import torch
 
 import model  # noqa: F401  (torchvision shim)
-from model.checkpoint import save_checkpoint, untrained_model
+from model.checkpoint import ModelCard, load_checkpoint, save_checkpoint, untrained_model
 from model.config import ModelConfig
+from model.network import ReIDNet
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 from training.data.synthetic import render_person
 
@@ -34,6 +37,39 @@ def make_checkpoint(directory: Path, arch: str) -> Path:
         network, _ = untrained_model(ModelConfig(arch=arch))
         save_checkpoint(network, target, training_data={"kind": "benchmark"}, metrics={})
     return target
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """The network a service benchmark serves over HTTP and also times raw, in-process."""
+
+    work: Path
+    checkpoint: Path
+    network: ReIDNet
+    card: ModelCard
+
+
+def prepare_model(work_dir: Path | None, arch: str, prefix: str) -> BenchModel:
+    """Load the checkpoint the server will load too, so raw and HTTP time one network."""
+    work = work_dir or Path(tempfile.mkdtemp(prefix=prefix))
+    checkpoint = make_checkpoint(work, arch)
+    network, card = load_checkpoint(checkpoint)
+    return BenchModel(work, checkpoint, network, card)
+
+
+def server_settings(checkpoint: Path, data_dir: Path, **settings: str) -> dict[str, str]:
+    """REID_* settings of a benchmarked server; ``settings`` adds to or overrides them.
+
+    CPU, like the raw references it is compared with, and warnings only, so that
+    per-request log lines are not part of what is timed.
+    """
+    return {
+        "REID_MODEL_PATH": str(checkpoint),
+        "REID_DATA_DIR": str(data_dir),
+        "REID_DEVICE": "cpu",
+        "REID_LOG_LEVEL": "warning",
+        **settings,
+    }
 
 
 def person_jpegs(count: int, *, offset: int = 0) -> list[bytes]:

@@ -25,7 +25,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,12 +36,11 @@ from service_common import (
     LiveServer,
     in_worker_thread,
     load_average,
-    make_checkpoint,
     person_jpegs,
+    prepare_model,
+    server_settings,
     warm_up,
 )
-
-from model.checkpoint import load_checkpoint
 
 
 def enroll_all(base_url: str, batches: list[list[bytes]], clients: int, tag: str) -> float:
@@ -75,19 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="reid-bench-enroll-"))
-    checkpoint = make_checkpoint(work, args.arch)
-    network, card = load_checkpoint(checkpoint)
-    data_dir = work / f"data-{int(time.time())}"
+    bench = prepare_model(args.work_dir, args.arch, "reid-bench-enroll-")
+    network = bench.network
     server = LiveServer(
-        {
-            "REID_MODEL_PATH": str(checkpoint),
-            "REID_DATA_DIR": str(data_dir),
-            "REID_DEVICE": "cpu",
-            "REID_BATCH_MAX_SIZE": str(args.batch_size),
-            "REID_LOG_LEVEL": "warning",
-        },
-        work / "server.log",
+        server_settings(
+            bench.checkpoint,
+            bench.work / f"data-{int(time.time())}",
+            REID_BATCH_MAX_SIZE=str(args.batch_size),
+        ),
+        bench.work / "server.log",
     )
     rounds = []
     try:
@@ -125,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "arch": args.arch,
-                "model_version": card.version,
+                "model_version": bench.card.version,
                 "batch_size": args.batch_size,
                 "requests_per_round": args.requests,
                 "clients": args.clients,

@@ -24,7 +24,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,15 +36,15 @@ from service_common import (
     LiveServer,
     in_worker_thread,
     load_average,
-    make_checkpoint,
     person_jpegs,
+    prepare_model,
+    server_settings,
     warm_up,
 )
 from sqlalchemy import create_engine, func, insert, select
 
 from app.db import upgrade_to_head
 from app.orm import GalleryEntry
-from model.checkpoint import load_checkpoint
 from model.preprocessing import decode_image, preprocess
 
 ENTRIES_PER_IDENTITY = 10
@@ -159,20 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="reid-bench-query-"))
-    checkpoint = make_checkpoint(work, args.arch)
-    network, card = load_checkpoint(checkpoint)
+    bench = prepare_model(args.work_dir, args.arch, "reid-bench-query-")
+    work, network, card = bench.work, bench.network, bench.card
     dim = card.embedding_dim
     data_dir = work / "data"
     database = data_dir / "reid.db"
     url = f"sqlite:///{database}"
-    settings = {
-        "REID_MODEL_PATH": str(checkpoint),
-        "REID_DATA_DIR": str(data_dir),
-        "REID_DATABASE_URL": url,
-        "REID_DEVICE": "cpu",
-        "REID_LOG_LEVEL": "warning",
-    }
+    settings = server_settings(bench.checkpoint, data_dir, REID_DATABASE_URL=url)
     crops = person_jpegs(args.queries, offset=5_000_000)
     data_dir.mkdir(parents=True, exist_ok=True)
     bulk_load(url, card.version, dim, 0)
