@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
 import shutil
+import socket
 import struct
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -123,6 +126,67 @@ class PostgresServer:
             )
             connection.execute(f'DROP DATABASE IF EXISTS "{self.database}"')
         self.database = None
+
+
+class DatabaseRelay:
+    """A TCP relay to the PostgreSQL server, for a service whose database must go away.
+
+    ``cut()`` is a real outage for everything connected through the relay: its open
+    connections are closed and new ones are refused, since nothing listens on its port
+    any more, while the server itself and every other test's connections carry on.
+    ``DatabaseRelay(url, port=cut_relay.port)`` brings the database back on the same port.
+    """
+
+    _POLL_S = 0.05
+
+    def __init__(self, url: str, *, port: int = 0) -> None:
+        parsed = make_url(url)
+        self._target = (parsed.host or "127.0.0.1", parsed.port or 5432)
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self.port: int = self._listener.getsockname()[1]
+        self.url = parsed.set(host="127.0.0.1", port=self.port).render_as_string(
+            hide_password=False
+        )
+        self._cut = threading.Event()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._relaying: list[threading.Thread] = []
+        self._accepting.start()
+
+    def cut(self) -> None:
+        """Returns once every relayed connection is closed and the port refuses new ones."""
+        self._cut.set()
+        self._accepting.join()
+        for thread in self._relaying:
+            thread.join()
+
+    def _accept(self) -> None:
+        # Polling, not a blocking accept(): only this thread ever touches the listener,
+        # so closing it cannot race an accept() running in another thread.
+        with self._listener:
+            while not self._cut.is_set():
+                if not select.select([self._listener], [], [], self._POLL_S)[0]:
+                    continue
+                try:
+                    client, _ = self._listener.accept()
+                except OSError:  # the client gave up between select() and accept()
+                    continue
+                thread = threading.Thread(target=self._relay, args=(client,), daemon=True)
+                self._relaying.append(thread)
+                thread.start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with (
+            contextlib.suppress(OSError),
+            client,
+            socket.create_connection(self._target) as upstream,
+        ):
+            peer = {client: upstream, upstream: client}
+            while not self._cut.is_set():
+                for ready in select.select(list(peer), [], [], self._POLL_S)[0]:
+                    data = ready.recv(1 << 16)
+                    if not data:
+                        return
+                    peer[ready].sendall(data)
 
 
 def postgres_server_url() -> str:
