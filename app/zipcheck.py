@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from app.errors import ApiError
 from model.evaluation.market_layout import (
+    EXAMPLE_NAME,
     GALLERY_FOLDER,
     JUNK_PID,
     QUERY_FOLDER,
@@ -179,7 +180,7 @@ def plan_market_zip(members: list[zipfile.ZipInfo]) -> MarketPlan:
             "invalid_dataset_layout",
             f"the zip has no Market-1501 images under {', '.join(f'{m}/' for m in missing)}; "
             f"expected {QUERY_FOLDER}/ and {GALLERY_FOLDER}/ folders of files named like "
-            "0002_c1s1_000451_03.jpg",
+            f"{EXAMPLE_NAME}",
             {"missing_folders": missing},
         )
     return plan
