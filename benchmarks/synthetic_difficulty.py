@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from model.checkpoint import load_checkpoint, untrained_model
+from model.compute import ComputeSettings
 from model.config import ModelConfig
 from model.evaluation.features import extract_features
 from model.evaluation.market_layout import ImageRecord, load_market1501
@@ -44,7 +45,7 @@ def _embed(network: ReIDNet, images: list[Image.Image]) -> torch.Tensor:
         torch.stack([preprocess(image) for image in images[start : start + 64]])
         for start in range(0, len(images), 64)
     )
-    return extract_features(network, batches, device=torch.device("cpu"))
+    return extract_features(network, batches, compute=ComputeSettings(torch.device("cpu")))
 
 
 def main() -> None:

@@ -27,11 +27,12 @@ import time
 import torch
 
 import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
+from model.compute import SWITCHES, ComputeSettings
 from model.config import ModelConfig
 from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
-from training.config import ARCHS, ATTENTIONS, SWITCHES, from_mapping
-from training.engine import StepSettings, TrainingObjective
+from training.config import ARCHS, ATTENTIONS, from_mapping
+from training.engine import TrainingObjective
 from training.optim import build_optimizer, build_scheduler
 
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(0)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
-    settings = StepSettings.resolve(device, args.amp, args.channels_last)
+    settings = ComputeSettings.resolve(device, args.amp, args.channels_last)
     batch = args.batch_p * args.batch_k
     num_classes = 751
     model_config = ModelConfig(
@@ -60,9 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     network = build_model(model_config)
     criterion = ReIDCriterion(num_classes, model_config.embedding_dim, LossWeights())
-    objective = TrainingObjective(network, criterion).to(device)
-    if settings.channels_last:
-        objective = objective.to(memory_format=torch.channels_last)
+    objective = settings.prepare(TrainingObjective(network, criterion))
     config = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], config)
     scheduler = build_scheduler(optimizer, config, iters_per_epoch=10_000)
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     def step() -> None:
         x = settings.to_device(images)
-        with settings.autocast_context():
+        with settings.autocast():
             loss, _ = objective(x, pids)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "batch": f"{args.batch_p}x{args.batch_k}={batch}",
         "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
         "threads": torch.get_num_threads(),
-        "bf16_autocast": settings.autocast,
+        "bf16_autocast": settings.bf16,
         "channels_last": settings.channels_last,
         "iterations": args.iterations,
         "median_step_s": round(median, 4),

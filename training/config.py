@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from model.compute import SWITCHES
+
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 ATTENTIONS = ("both", "spatial", "channel", "none")
 HEADS = ("bnneck", "two_fc")
@@ -24,7 +26,6 @@ COMBINATIONS = ("multiplicative", "residual")
 OPTIMIZERS = ("sgd", "adam")
 LAYOUTS = ("market", "folder")
 DEVICES = ("auto", "cpu", "cuda")
-SWITCHES = ("auto", "on", "off")
 LOSS_TERMS = ("identity", "triplet", "verification", "uniformity")
 
 

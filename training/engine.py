@@ -7,7 +7,6 @@ trainer runs.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import defaultdict
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from model.compute import ComputeSettings
 from model.evaluation.features import extract_features
 from model.evaluation.metrics import ReIDMetrics, compute_reid_metrics
 from model.network import ReIDNet
@@ -45,48 +45,6 @@ class TrainingObjective(nn.Module):
         return self.criterion(self.model(images), pids)
 
 
-def has_fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 runs natively on ``device``: any CUDA GPU we target, or a CPU whose
-    oneDNN has AVX512-BF16/AMX. Elsewhere bf16 is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return True
-    return torch.backends.mkldnn.is_available() and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
-
-
-@dataclass(frozen=True)
-class StepSettings:
-    """How a batch is moved and computed on the device."""
-
-    device: torch.device
-    autocast: bool = False  # bf16 autocast
-    channels_last: bool = False
-
-    @classmethod
-    def resolve(cls, device: torch.device, amp: str, channels_last: str) -> StepSettings:
-        """Turn the "auto"/"on"/"off" switches into settings. "auto" means on wherever bf16
-        is native: on a 2-core AVX512-BF16 host that doubles a ResNet-18 step's throughput
-        (docs/benchmarks.md), and channels_last is what oneDNN's bf16 kernels want."""
-        fast = has_fast_bf16(device)
-
-        def switch(value: str) -> bool:
-            return fast if value == "auto" else value == "on"
-
-        return cls(device=device, autocast=switch(amp), channels_last=switch(channels_last))
-
-    def autocast_context(self) -> contextlib.AbstractContextManager[object]:
-        if not self.autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    def to_device(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-
 @dataclass
 class EpochStats:
     """Image-weighted mean of every loss term over an epoch, plus its throughput."""
@@ -109,7 +67,7 @@ def train_one_epoch(
     loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    settings: StepSettings,
+    settings: ComputeSettings,
     *,
     description: str = "train",
     show_progress: bool = True,
@@ -132,7 +90,7 @@ def train_one_epoch(
     for images, pids, _camids in bar:
         images = settings.to_device(images)
         pids = pids.to(settings.device, non_blocking=True)
-        with settings.autocast_context():
+        with settings.autocast():
             loss, terms = objective(images, pids)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,7 +130,7 @@ class SplitFeatures:
 def extract_split(
     model: ReIDNet,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-    device: torch.device,
+    compute: ComputeSettings,
     *,
     flip: bool = False,
 ) -> SplitFeatures:
@@ -186,8 +144,7 @@ def extract_split(
             camids.append(torch.as_tensor(batch_camids))
             yield batch
 
-    # extract_features applies bf16 autocast and channels_last itself on CUDA.
-    features = extract_features(model, images(), device=device, flip=flip)
+    features = extract_features(model, images(), compute=compute, flip=flip)
     return SplitFeatures(features=features, pids=torch.cat(pids), camids=torch.cat(camids))
 
 
@@ -202,13 +159,13 @@ def evaluate(
     model: ReIDNet,
     query_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     gallery_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-    settings: StepSettings,
+    settings: ComputeSettings,
     *,
     flip: bool = False,
 ) -> EvaluationResult:
     """Market-1501 protocol metrics of ``model`` on a query/gallery split."""
-    query = extract_split(model, query_loader, settings.device, flip=flip)
-    gallery = extract_split(model, gallery_loader, settings.device, flip=flip)
+    query = extract_split(model, query_loader, settings, flip=flip)
+    gallery = extract_split(model, gallery_loader, settings, flip=flip)
     metrics = compute_reid_metrics(
         query.features,
         gallery.features,

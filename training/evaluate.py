@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.compute import SWITCHES, ComputeSettings
 from model.evaluation.features import extract_features
 from model.evaluation.market_layout import (
     GALLERY_FOLDER,
@@ -101,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    parser.add_argument(
+        "--amp",
+        choices=SWITCHES,
+        default="auto",
+        help="bf16 autocast with channels_last (default auto: on where bf16 is native)",
     )
     parser.add_argument(
         "--max-rank",
@@ -314,7 +321,8 @@ def _embed_market_folder(
             file=sys.stderr,
         )
         try:
-            features = extract_features(model, progress, device=device, flip=args.flip)
+            compute = ComputeSettings.resolve(device, args.amp, args.amp)
+            features = extract_features(model, progress, compute=compute, flip=args.flip)
         finally:
             progress.close()
         arrays[f"{split}_features"] = features.numpy()

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
 from model.backbone import PretrainedWeightsError
 from model.checkpoint import CheckpointError, save_checkpoint
+from model.compute import SWITCHES, ComputeSettings
 from model.config import ModelConfig
 from model.evaluation.market_layout import DatasetLayoutError
 from model.losses import LossWeights, ReIDCriterion
@@ -56,7 +57,6 @@ from training.config import (
     HEADS,
     LAYOUTS,
     OPTIMIZERS,
-    SWITCHES,
     ConfigError,
     TrainConfig,
     build_config,
@@ -65,7 +65,6 @@ from training.config import (
 )
 from training.engine import (
     EvaluationResult,
-    StepSettings,
     TrainingDivergedError,
     TrainingObjective,
     evaluate,
@@ -208,7 +207,7 @@ class RunState:
 
     config: TrainConfig
     context: distributed.DistributedContext
-    settings: StepSettings
+    settings: ComputeSettings
     data: DataPipeline
     network: ReIDNet
     criterion: ReIDCriterion
@@ -229,8 +228,10 @@ def wants_cuda(config: TrainConfig) -> bool:
     return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
 
 
-def resolve_settings(config: TrainConfig, context: distributed.DistributedContext) -> StepSettings:
-    """Device and step options (see `StepSettings.resolve` for what "auto" picks)."""
+def resolve_settings(
+    config: TrainConfig, context: distributed.DistributedContext
+) -> ComputeSettings:
+    """Device and step options (see `ComputeSettings.resolve` for what "auto" picks)."""
     on_cuda = wants_cuda(config)
     device = torch.device("cuda", context.local_rank) if on_cuda else torch.device("cpu")
     if on_cuda:
@@ -238,7 +239,7 @@ def resolve_settings(config: TrainConfig, context: distributed.DistributedContex
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    return StepSettings.resolve(device, config.amp, config.channels_last)
+    return ComputeSettings.resolve(device, config.amp, config.channels_last)
 
 
 def prepare(config: TrainConfig) -> RunState:
@@ -280,10 +281,8 @@ def prepare(config: TrainConfig) -> RunState:
         label_smoothing=config.label_smoothing,
         triplet_margin=config.triplet_margin,
     )
-    network.to(settings.device)
+    settings.prepare(network)
     criterion.to(settings.device)
-    if settings.channels_last:
-        network.to(memory_format=torch.channels_last)
     optimizer = build_optimizer([network, criterion], config)
     scheduler = build_scheduler(optimizer, config, iters_per_epoch=data.iters_per_epoch)
     progress = Progress(epoch=0, global_step=0, best_map=-1.0, best_epoch=0)

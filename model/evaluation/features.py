@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from model.compute import ComputeSettings
+
 if TYPE_CHECKING:
     from model.network import ReIDNet
 
@@ -16,41 +18,29 @@ def extract_features(
     model: ReIDNet,
     batches: Iterable[torch.Tensor],
     *,
-    device: torch.device | str,
+    compute: ComputeSettings,
     flip: bool = False,
 ) -> torch.Tensor:
-    """Embed every image of ``batches`` (each (B, 3, H, W)); returns (N, D) on the CPU.
+    """Embed every image of ``batches`` (each (B, 3, H, W)); returns (N, D) float32 on the CPU.
 
-    The model is moved to ``device`` and run in eval mode under ``inference_mode`` (its
-    previous train/eval mode is restored afterwards). On CUDA it runs in bfloat16
-    autocast with channels_last tensors, the fast path for convolutions on tensor cores;
-    the model's weights stay in channels_last afterwards (same values, different memory
-    layout). The embeddings are returned in float32 either way.
+    The model is moved and laid out as ``compute`` says and run in eval mode under
+    ``inference_mode`` (its previous train/eval mode is restored afterwards).
 
     ``flip`` adds the embedding of the horizontally mirrored crop before re-normalising:
     a pedestrian seen from the left is the same person seen from the right, and this
     test-time augmentation averages out the network's left/right asymmetries.
     """
-    device = torch.device(device)
-    on_cuda = device.type == "cuda"
     was_training = model.training
-    model.eval().to(device)
-    if on_cuda:
-        model.to(memory_format=torch.channels_last)
+    compute.prepare(model).eval()
     embeddings: list[torch.Tensor] = []
     try:
-        with (
-            torch.inference_mode(),
-            torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=on_cuda),
-        ):
+        with torch.inference_mode(), compute.autocast():
             for batch in batches:
                 if batch.ndim != 4:
                     raise ValueError(
                         f"expected image batches of shape (B, 3, H, W), got {tuple(batch.shape)}"
                     )
-                images = batch.to(device, non_blocking=True)
-                if on_cuda:
-                    images = images.contiguous(memory_format=torch.channels_last)
+                images = compute.to_device(batch)
                 embedding = model.embed(images).float()
                 if flip:
                     embedding = embedding + model.embed(images.flip(3)).float()

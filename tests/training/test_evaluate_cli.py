@@ -167,7 +167,7 @@ def test_checkpoint_on_market_folder_end_to_end(
 ) -> None:
     saved = tmp_path / "features.npz"
     argv = ["--checkpoint", str(checkpoint_dir), "--data-dir", str(market_root), "--flip"]
-    argv += ["--batch-size", "3", "--device", "cpu", "--save-features", str(saved)]
+    argv += ["--batch-size", "3", "--device", "cpu", "--amp", "off", "--save-features", str(saved)]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
 
