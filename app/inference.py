@@ -1,9 +1,10 @@
 """Load the embedding network once and run it the fastest way the host allows.
 
-On CUDA the network runs channels_last under bf16 autocast (tensor cores); the
-embedding is re-normalised in float32 so cosine scores stay exact inner
-products whatever precision the forward used. With no checkpoint configured,
-a deterministic untrained network is served and flagged everywhere.
+Where bf16 is native (CUDA, or a CPU with AVX512-BF16/AMX) the network runs
+channels_last under bf16 autocast (`model.compute`, REID_AMP); the embedding is
+re-normalised in float32 so cosine scores stay exact inner products whatever
+precision the forward used. With no checkpoint configured, a deterministic
+untrained network is served and flagged everywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 
 from app.settings import Settings
 from model.checkpoint import ModelCard, load_checkpoint, untrained_model
+from model.compute import ComputeSettings
 from model.network import ReIDNet
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,12 @@ class Embedder:
 
     network: ReIDNet
     card: ModelCard
-    device: torch.device
+    compute: ComputeSettings
     checkpoint: Path | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.compute.device
 
     @property
     def version(self) -> str:
@@ -59,20 +65,10 @@ class Embedder:
     def trained(self) -> bool:
         return self.card.trained
 
-    @property
-    def uses_cuda(self) -> bool:
-        return self.device.type == "cuda"
-
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) preprocessed crops -> (N, D) float32 unit vectors."""
-        with (
-            torch.inference_mode(),
-            torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.uses_cuda),
-        ):
-            inputs = batch.to(self.device, non_blocking=True)
-            if self.uses_cuda:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            embedding = self.network.embed(inputs)
+        with torch.inference_mode(), self.compute.autocast():
+            embedding = self.network.embed(self.compute.to_device(batch))
         embedding = F.normalize(embedding.float(), dim=1)
         return embedding.cpu().numpy().astype(np.float32, copy=False)
 
@@ -81,28 +77,28 @@ class Embedder:
         return {
             **self.card.to_dict(),
             "device": str(self.device),
+            "bf16": self.compute.bf16,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "warning": None if self.trained else UNTRAINED_WARNING,
         }
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    device = select_device(settings.device)
+    compute = ComputeSettings.resolve(select_device(settings.device), settings.amp, settings.amp)
     if settings.model_path is not None:
         network, card = load_checkpoint(settings.model_path, map_location="cpu")
         log.info("loaded checkpoint %s (version %s)", settings.model_path, card.version)
     else:
         network, card = untrained_model()
         log.warning(UNTRAINED_WARNING)
-    network = network.to(device).eval()
-    if device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
+    compute.prepare(network).eval()
     log.info(
-        "model %s (%s, %d-d, trained=%s) on %s",
+        "model %s (%s, %d-d, trained=%s) on %s, bf16=%s",
         card.version,
         card.config.arch,
         card.embedding_dim,
         card.trained,
-        device,
+        compute.device,
+        compute.bf16,
     )
-    return Embedder(network=network, card=card, device=device, checkpoint=settings.model_path)
+    return Embedder(network=network, card=card, compute=compute, checkpoint=settings.model_path)

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Model and inference.
     model_path: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "on", "off"] = "auto"
     batch_max_size: int = Field(default=32, ge=1, le=1024)
     batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     decode_threads: int = Field(default=4, ge=1, le=64)

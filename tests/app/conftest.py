@@ -70,7 +70,7 @@ def reuse_loaded_models() -> Iterator[None]:
     original = services_module.load_embedder
 
     def cached(settings: Settings) -> Embedder:
-        key = (settings.model_path, settings.device)
+        key = (settings.model_path, settings.device, settings.amp)
         if key not in loaded:
             loaded[key] = original(settings)
         return loaded[key]
