@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/training_throughput.py --arch resnet50 --batch-p 16 --batch-k 4
     .venv/bin/python benchmarks/training_throughput.py --arch resnet18 --device cuda
 
-It times exactly what `training.engine.train_one_epoch` runs per batch (the
-`TrainingObjective` of network + `ReIDCriterion`, SGD step and LR scheduler), on
-the device settings the trainer would pick: bf16 autocast and channels_last on
-CUDA and on CPUs with native bf16, plain fp32 elsewhere (``--amp``/``--channels-last``
-override, as in the trainer). Inputs are random tensors already in memory, so this is the compute
+It times `training.engine.train_step`, the trainer's own per-batch step (the
+`TrainingObjective` of network + `ReIDCriterion`, SGD step and LR scheduler), on the
+device settings the trainer would pick: bf16 autocast and channels_last on CUDA and on
+CPUs with native bf16, plain fp32 elsewhere (``--amp``/``--channels-last`` override, as
+in the trainer). Inputs are random tensors already in memory, so this is the compute
 ceiling; data decoding/augmentation runs in DataLoader workers in real training
 and is not included. Reports the median over timed iterations after warm-up
 (wall and process CPU seconds), plus peak memory: process RSS high-water mark on
@@ -32,7 +32,7 @@ from model.config import ModelConfig
 from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
 from training.config import ARCHS, ATTENTIONS, from_mapping
-from training.engine import TrainingObjective
+from training.engine import TrainingObjective, train_step
 from training.optim import build_optimizer, build_scheduler
 
 
@@ -70,13 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     objective.train()
 
     def step() -> None:
-        x = settings.to_device(images)
-        with settings.autocast():
-            loss, _ = objective(x, pids)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        train_step(objective, images, pids, optimizer, scheduler, settings)
 
     for _ in range(args.warmup):
         step()
