@@ -6,9 +6,10 @@
 
 Input is a preprocessed random batch (N, 3, 256, 128), so decoding and resizing
 are excluded: the service's HTTP enrollment rate divided by this number is the
-share of time it spends outside the network. On CUDA the model runs in
-channels_last with bf16 autocast, as a serving deployment would. Weights are an
-untrained deterministic init; throughput does not depend on their values.
+share of time it spends outside the network. ``--amp auto`` (the default) runs
+channels_last with bf16 autocast where bf16 is native (CUDA, AVX512-BF16/AMX CPUs),
+as the service does (`model.compute`). Weights are an untrained deterministic init;
+throughput does not depend on their values.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import argparse
 import json
 import platform
 import time
-from contextlib import nullcontext
 
 import torch
 
 from model.checkpoint import untrained_model
+from model.compute import SWITCHES, ComputeSettings
 from model.config import ARCH_CHANNELS, ModelConfig
 from model.network import ReIDNet
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
@@ -31,29 +32,22 @@ def measure_forward_throughput(
     model: ReIDNet,
     batch_size: int,
     iterations: int,
-    device: str | torch.device,
+    compute: ComputeSettings,
     *,
     warmup: int = 2,
 ) -> float:
-    """Images per second of ``model.embed`` on ``device`` after ``warmup`` untimed batches.
-
-    Moves ``model`` to ``device`` and puts it in eval mode (and channels_last on CUDA).
-    """
+    """Images per second of ``model.embed`` run as ``compute`` says, after ``warmup``
+    untimed batches. Moves ``model`` to the device and puts it in eval mode."""
     if batch_size < 1 or iterations < 1 or warmup < 0:
         raise ValueError("batch_size and iterations must be >= 1 and warmup >= 0")
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    memory_format = torch.channels_last if cuda else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format).eval()
-    images = torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    compute.prepare(model).eval()
+    images = compute.to_device(torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH))
 
     def synchronise() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
+        if compute.device.type == "cuda":
+            torch.cuda.synchronize(compute.device)
 
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), compute.autocast():
         for _ in range(warmup):
             model.embed(images)
         synchronise()
@@ -75,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", choices=SWITCHES, default="auto", help="bf16 + channels_last")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")
 
     model, _ = untrained_model(ModelConfig(arch=args.arch, attention=args.attention))
+    compute = ComputeSettings.resolve(args.device, args.amp, args.amp)
     rate = measure_forward_throughput(
-        model, args.batch_size, args.iterations, args.device, warmup=args.warmup
+        model, args.batch_size, args.iterations, compute, warmup=args.warmup
     )
     result = {
         "arch": args.arch,
@@ -89,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "iterations": args.iterations,
         "device": args.device,
+        "bf16": compute.bf16,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

@@ -21,6 +21,7 @@ import torch
 
 import model  # noqa: F401  (torchvision shim)
 from model.checkpoint import ModelCard, load_checkpoint, save_checkpoint, untrained_model
+from model.compute import ComputeSettings
 from model.config import ModelConfig
 from model.network import ReIDNet
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
@@ -47,29 +48,34 @@ class BenchModel:
     checkpoint: Path
     network: ReIDNet
     card: ModelCard
+    amp: str
+    compute: ComputeSettings
+
+    def server_settings(self, data_dir: Path, **settings: str) -> dict[str, str]:
+        """REID_* settings of a benchmarked server; ``settings`` adds to or overrides them.
+
+        CPU with the same REID_AMP as the raw references it is compared with, and
+        warnings only, so that per-request log lines are not part of what is timed.
+        """
+        return {
+            "REID_MODEL_PATH": str(self.checkpoint),
+            "REID_DATA_DIR": str(data_dir),
+            "REID_DEVICE": "cpu",
+            "REID_AMP": self.amp,
+            "REID_LOG_LEVEL": "warning",
+            **settings,
+        }
 
 
-def prepare_model(work_dir: Path | None, arch: str, prefix: str) -> BenchModel:
-    """Load the checkpoint the server will load too, so raw and HTTP time one network."""
+def prepare_model(work_dir: Path | None, arch: str, prefix: str, amp: str) -> BenchModel:
+    """Load the checkpoint the server will load too, run as the server will run it, so
+    that raw and HTTP time one network."""
     work = work_dir or Path(tempfile.mkdtemp(prefix=prefix))
     checkpoint = make_checkpoint(work, arch)
     network, card = load_checkpoint(checkpoint)
-    return BenchModel(work, checkpoint, network, card)
-
-
-def server_settings(checkpoint: Path, data_dir: Path, **settings: str) -> dict[str, str]:
-    """REID_* settings of a benchmarked server; ``settings`` adds to or overrides them.
-
-    CPU, like the raw references it is compared with, and warnings only, so that
-    per-request log lines are not part of what is timed.
-    """
-    return {
-        "REID_MODEL_PATH": str(checkpoint),
-        "REID_DATA_DIR": str(data_dir),
-        "REID_DEVICE": "cpu",
-        "REID_LOG_LEVEL": "warning",
-        **settings,
-    }
+    compute = ComputeSettings.resolve("cpu", amp, amp)
+    compute.prepare(network).eval()
+    return BenchModel(work, checkpoint, network, card, amp, compute)
 
 
 def person_jpegs(count: int, *, offset: int = 0) -> list[bytes]:
@@ -138,7 +144,7 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def warm_up(network: torch.nn.Module, batch_size: int, batches: int = 6) -> None:
+def warm_up(bench: BenchModel, batch_size: int, batches: int = 6) -> None:
     """Run a young process's forward passes until they reach steady speed.
 
     Measured on this VM: a fresh process's first forward passes run 2-3x slower
@@ -146,10 +152,10 @@ def warm_up(network: torch.nn.Module, batch_size: int, batches: int = 6) -> None
     so every raw timing here comes after this warm-up, as the server is warmed
     by requests before it is timed.
     """
-    inputs = torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH)
-    with torch.inference_mode():
+    inputs = bench.compute.to_device(torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH))
+    with torch.inference_mode(), bench.compute.autocast():
         for _ in range(batches):
-            network.embed(inputs)
+            bench.network.embed(inputs)
 
 
 def in_worker_thread(function: Callable[..., T], *args: Any) -> T:

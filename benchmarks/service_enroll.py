@@ -38,9 +38,10 @@ from service_common import (
     load_average,
     person_jpegs,
     prepare_model,
-    server_settings,
     warm_up,
 )
+
+from model.compute import SWITCHES
 
 
 def enroll_all(base_url: str, batches: list[list[bytes]], clients: int, tag: str) -> float:
@@ -71,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=10, help="raw forward batches")
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/HTTP rounds")
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--amp", choices=SWITCHES, default="auto", help="REID_AMP of both sides")
     args = parser.parse_args(argv)
 
-    bench = prepare_model(args.work_dir, args.arch, "reid-bench-enroll-")
-    network = bench.network
+    bench = prepare_model(args.work_dir, args.arch, "reid-bench-enroll-", args.amp)
+    network, compute = bench.network, bench.compute
     server = LiveServer(
-        server_settings(
-            bench.checkpoint,
+        bench.server_settings(
             bench.work / f"data-{int(time.time())}",
             REID_BATCH_MAX_SIZE=str(args.batch_size),
         ),
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         # Warm both sides to steady speed before anything is timed (see warm_up()).
         warm = [person_jpegs(args.batch_size, offset=10**7 + i * 1000) for i in range(4)]
         enroll_all(server.base_url, warm, args.clients, "warm")
-        warm_up(network, args.batch_size)
+        warm_up(bench, args.batch_size)
         for number in range(args.rounds):
             offset = number * args.requests * args.batch_size
             batches = [
@@ -97,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.requests)
             ]
             load = load_average()
-            raw_main = measure_forward_throughput(network, args.batch_size, args.iterations, "cpu")
+            raw_main = measure_forward_throughput(
+                network, args.batch_size, args.iterations, compute
+            )
             raw_worker = in_worker_thread(
-                measure_forward_throughput, network, args.batch_size, args.iterations, "cpu"
+                measure_forward_throughput, network, args.batch_size, args.iterations, compute
             )
             seconds = enroll_all(server.base_url, batches, args.clients, f"r{number}")
             http = args.requests * args.batch_size / seconds
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": rounds,
                 "median_ratio": statistics.median(r["ratio"] for r in rounds),
                 "torch_threads": torch.get_num_threads(),
+                "bf16": compute.bf16,
                 "machine": platform.processor() or platform.machine(),
             }
         )

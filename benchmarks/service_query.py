@@ -33,18 +33,19 @@ import httpx
 import numpy as np
 import torch
 from service_common import (
+    BenchModel,
     LiveServer,
     in_worker_thread,
     load_average,
     person_jpegs,
     prepare_model,
-    server_settings,
     warm_up,
 )
 from sqlalchemy import create_engine, func, insert, select
 
 from app.db import upgrade_to_head
 from app.orm import GalleryEntry
+from model.compute import SWITCHES
 from model.preprocessing import decode_image, preprocess
 
 ENTRIES_PER_IDENTITY = 10
@@ -120,14 +121,15 @@ def run_queries(base_url: str, crops: list[bytes]) -> dict[str, float]:
     }
 
 
-def raw_embed_ms(network: torch.nn.Module, crops: list[bytes]) -> float:
-    warm_up(network, 32)
+def raw_embed_ms(bench: BenchModel, crops: list[bytes]) -> float:
+    warm_up(bench, 32)
+    network, compute = bench.network, bench.compute
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), compute.autocast():
         for crop in crops[:WARMUP_QUERIES]:
-            network.embed(preprocess(decode_image(crop)).unsqueeze(0))
+            network.embed(compute.to_device(preprocess(decode_image(crop)).unsqueeze(0)))
         for crop in crops:
-            tensor = preprocess(decode_image(crop)).unsqueeze(0)
+            tensor = compute.to_device(preprocess(decode_image(crop)).unsqueeze(0))
             started = time.perf_counter()
             network.embed(tensor)
             times.append((time.perf_counter() - started) * 1000)
@@ -156,15 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--amp", choices=SWITCHES, default="auto", help="REID_AMP of both sides")
     args = parser.parse_args(argv)
 
-    bench = prepare_model(args.work_dir, args.arch, "reid-bench-query-")
-    work, network, card = bench.work, bench.network, bench.card
+    bench = prepare_model(args.work_dir, args.arch, "reid-bench-query-", args.amp)
+    work, card = bench.work, bench.card
     dim = card.embedding_dim
     data_dir = work / "data"
     database = data_dir / "reid.db"
     url = f"sqlite:///{database}"
-    settings = server_settings(bench.checkpoint, data_dir, REID_DATABASE_URL=url)
+    settings = bench.server_settings(data_dir, REID_DATABASE_URL=url)
     crops = person_jpegs(args.queries, offset=5_000_000)
     data_dir.mkdir(parents=True, exist_ok=True)
     bulk_load(url, card.version, dim, 0)
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "entries": size,
             **latency,
-            "raw_embed_ms": in_worker_thread(raw_embed_ms, network, crops[:50]),
+            "raw_embed_ms": in_worker_thread(raw_embed_ms, bench, crops[:50]),
             "raw_search_ms": in_worker_thread(raw_search_ms, size, dim, 50),
             "startup_rebuild_s": round(rebuild_s, 1),
             "startup_snapshot_s": round(snapshot_s, 1),
@@ -214,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_threads": torch.get_num_threads(),
                 "faiss_threads": faiss.omp_get_max_threads(),
                 "machine": platform.processor() or platform.machine(),
+                "bf16": bench.compute.bf16,
                 "results": results,
             }
         )
