@@ -88,7 +88,7 @@ class DualAttention(nn.Module):
         spatial: bool = True,
         channel: bool = True,
         reduction: int = 16,
-        combination: str = "residual",
+        combination: str = "multiplicative",
     ) -> None:
         super().__init__()
         if not (spatial or channel):

@@ -52,7 +52,7 @@ class TrainConfig:
     last_stride: int = 1
     attention: str = "both"
     head: str = "bnneck"
-    attention_combination: str = "residual"
+    attention_combination: str = "multiplicative"
     channel_reduction: int = 16
     pretrained: Path | None = None
     # Recipe.

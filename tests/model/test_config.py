@@ -7,7 +7,7 @@ def test_defaults_match_the_paper_setup() -> None:
     config = ModelConfig()
     assert (config.arch, config.last_stride, config.attention) == ("resnet50", 1, "both")
     assert config.embedding_dim == 2048
-    assert config.attention_combination == "residual"
+    assert config.attention_combination == "multiplicative"
 
 
 @pytest.mark.parametrize(
