@@ -1,15 +1,19 @@
 import io
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from model.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     INPUT_HEIGHT,
     INPUT_WIDTH,
     ImageDecodeError,
     decode_image,
     preprocess,
+    to_normalized_tensor,
 )
 
 
@@ -31,6 +35,17 @@ def test_preprocess_shape_and_normalisation() -> None:
     tensor = preprocess(Image.new("RGB", (64, 200), (124, 116, 104)))
     assert tensor.shape == (3, INPUT_HEIGHT, INPUT_WIDTH)
     assert torch.allclose(tensor, torch.zeros_like(tensor), atol=0.02)
+
+
+def test_normalisation_is_imagenet_per_channel_in_chw_order() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (INPUT_HEIGHT, INPUT_WIDTH, 3))
+    tensor = to_normalized_tensor(Image.fromarray(pixels.astype(np.uint8)))
+    expected = (
+        torch.from_numpy(pixels).permute(2, 0, 1).double() / 255.0
+        - torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(3, 1, 1)
+    ) / torch.tensor(IMAGENET_STD, dtype=torch.float64).view(3, 1, 1)
+    assert tensor.dtype == torch.float32 and tensor.is_contiguous()
+    torch.testing.assert_close(tensor.double(), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(
