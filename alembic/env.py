@@ -12,8 +12,8 @@ from logging.config import fileConfig
 from sqlalchemy import Connection
 
 from alembic import context
-from app.db import create_db_engine
-from app.orm import Base
+from app.db.engine import create_db_engine
+from app.db.models import Base
 from app.settings import Settings
 
 config = context.config

@@ -15,7 +15,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from app.middleware import is_loopback
+from app.api.middleware import is_loopback
 from app.settings import Settings
 
 

@@ -1,145 +1,56 @@
-"""One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
+"""What can go wrong, in the service's own words: the domain's exceptions.
 
-Clients branch on ``code`` (stable, documented in docs/service.md); ``message``
-tells a human what to change. Nothing here ever echoes a traceback.
+Every layer below the API (gallery, jobs, inference, index) raises these and
+nothing HTTP. Each carries the stable ``code`` that clients branch on, a
+``message`` saying what to change, and optional ``details``. The *kind* of a
+failure is its base class; ``app/api/errors.py`` is the one place that turns a
+kind into an HTTP status, so the same failure reads the same from every
+endpoint, a CLI, or a background job.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger(__name__)
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-}
+from typing import Any, ClassVar
 
 
-class ApiError(Exception):
-    """A client-facing failure with a stable code."""
+class ReidError(Exception):
+    """A failure a caller can act on; ``code`` is part of the public contract."""
 
-    def __init__(
-        self,
-        status_code: int,
-        code: str,
-        message: str,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, details: Any = None, *, code: str | None = None) -> None:
         super().__init__(message)
-        self.status_code = status_code
-        self.code = code
         self.message = message
         self.details = details
-        self.headers = headers
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # per-instance codes such as invalid_camera
 
 
-def error_payload(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+class InvalidInput(ReidError):
+    """The request itself is wrong (a field, a file, a label); sending it again fails again."""
+
+    code = "invalid_input"
 
 
-def error_response(
-    status_code: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_payload(code, message, details), status_code=status_code, headers=headers
-    )
+class LimitExceeded(ReidError):
+    """The request is well formed but larger than a configured limit allows."""
+
+    code = "limit_exceeded"
 
 
-def _count(request: Request, code: str) -> None:
-    telemetry = getattr(request.app.state, "telemetry", None)
-    if telemetry is not None:
-        telemetry.errors.labels(code=code).inc()
+class NotFound(ReidError):
+    """The thing named does not exist (any more)."""
+
+    code = "not_found"
 
 
-async def _api_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ApiError)
-    _count(request, error.code)
-    return error_response(
-        error.status_code, error.code, error.message, error.details, error.headers
-    )
+class Conflict(ReidError):
+    """The request clashes with what the gallery holds now."""
+
+    code = "conflict"
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
-    # Pydantic's own entries may hold the raw input (bytes of an upload) and
-    # exception objects; keep only what is serialisable and useful.
-    cleaned = []
-    for item in errors:
-        entry = {
-            "loc": [str(part) for part in item.get("loc", ())],
-            "msg": str(item.get("msg", "")),
-            "type": str(item.get("type", "")),
-        }
-        cleaned.append(entry)
-    return cleaned
+class StorageFailure(ReidError):
+    """The data directory refused a write (disk full, permissions); nothing was stored."""
 
-
-async def _validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    details = _clean_validation_errors(error.errors())
-    summary = "; ".join(
-        f"{'.'.join(item['loc'][1:] or item['loc'])}: {item['msg']}" for item in details[:5]
-    )
-    _count(request, "validation_error")
-    return error_response(422, "validation_error", f"invalid request: {summary}", details)
-
-
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
-    status = error.status_code
-    message = str(error.detail)
-    code = _HTTP_CODES.get(status, "http_error")
-    if status == 400 and message.startswith("Too many files"):
-        # Raised by the multipart parser before our own per-request count check.
-        status, code = 413, "too_many_files"
-    _count(request, code)
-    return error_response(status, code, message, None, getattr(error, "headers", None))
-
-
-async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    # Connection loss, a PostgreSQL restart, SQLite's busy timeout: the request did not
-    # happen and may simply be retried, which a 500 would not say.
-    log.error("database error on %s %s: %s", request.method, request.url.path, error)
-    _count(request, "database_unavailable")
-    return error_response(
-        503,
-        "database_unavailable",
-        "the database is unavailable or busy; nothing was changed, retry shortly",
-        headers={"Retry-After": "5"},
-    )
-
-
-async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    _count(request, "internal_error")
-    return error_response(
-        500,
-        "internal_error",
-        "the server failed to handle this request; it has been logged",
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected_error)
+    code = "storage_error"

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from app.auth import hash_key, new_key
+from app.api.auth import hash_key, new_key
 from app.settings import ApiKeySpec, Role
 
 

@@ -15,10 +15,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.types import Scope
 
-from app.errors import install_error_handlers
-from app.middleware import BodyLimitMiddleware, LoopbackGuardMiddleware, RequestMetricsMiddleware
-from app.routes import evaluate, gallery, identities, query, system
-from app.services import build_services, close_services, maintenance_loop
+from app.api.errors import install_error_handlers
+from app.api.middleware import (
+    BodyLimitMiddleware,
+    LoopbackGuardMiddleware,
+    RequestMetricsMiddleware,
+)
+from app.api.routes import evaluate, gallery, identities, query, system
+from app.inference.embedder import Embedder
+from app.services import build_services, close_services
 from app.settings import Settings
 from app.telemetry import Telemetry
 
@@ -44,10 +49,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-    services = await asyncio.to_thread(build_services, settings, app.state.telemetry)
+    services = await asyncio.to_thread(
+        build_services, settings, app.state.telemetry, embedder=app.state.embedder
+    )
     app.state.services = services
     services.batcher.start()
-    maintenance = asyncio.create_task(maintenance_loop(services), name="maintenance")
+    maintenance = asyncio.create_task(services.maintenance.loop(), name="maintenance")
     if not settings.auth_enabled:
         log.warning(
             "no API keys configured: only loopback clients are served%s",
@@ -65,7 +72,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(close_services, services)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+    """The ASGI app; ``embedder`` is a network already loaded (else the lifespan loads it)."""
     settings = settings or Settings()
     telemetry = Telemetry()
     app = FastAPI(
@@ -76,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
+    app.state.embedder = embedder
     install_error_handlers(app)
     for module in (gallery, query, identities, evaluate, system):
         app.include_router(module.router)

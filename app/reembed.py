@@ -7,7 +7,8 @@ another model, embeds it with the configured one (same settings as the
 service, so run it with the service's environment) and updates the row. Rows
 are committed in batches, so an interrupted run can simply be started again.
 Stop the service first, or restart it afterwards: it rebuilds its index from
-the re-embedded rows.
+the re-embedded rows. Rows are read and written through the gallery's own
+store, so they are serialised exactly as the service writes them.
 
 Exit status: 0 when every entry now matches the model; 1 when some crops
 were missing (listed; delete those entries, or pass --delete-missing); 2 on a
@@ -20,17 +21,15 @@ import argparse
 import logging
 import sys
 
-import numpy as np
 import torch
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from tqdm import tqdm
 
 import model  # noqa: F401  (torchvision shim)
-from app.crops import CropStore
-from app.db import open_database, session_factory
-from app.inference import load_embedder
-from app.orm import GalleryEntry
+from app.db.engine import open_database, session_factory
+from app.gallery.crops import CropStore
+from app.gallery.store import EntryStore
+from app.inference.embedder import load_embedder
 from app.settings import Settings
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
 
@@ -60,50 +59,37 @@ def main(argv: list[str] | None = None) -> int:
     engine = open_database(settings)
     try:
         embedder = load_embedder(settings)
-        sessions = session_factory(engine)
+        store = EntryStore(
+            session_factory(engine), model_version=embedder.version, dim=embedder.dim
+        )
         crops = CropStore(settings.crops_dir)
         version = embedder.version
-        with sessions() as session:
-            total = session.scalar(
-                select(func.count()).where(GalleryEntry.model_version != version)
-            )
+        total = store.count_other_models()
         log.info("%d entries to re-embed with model %s", total, version)
         missing: list[int] = []
         last_id = 0
         with tqdm(total=total, unit="crop", file=sys.stderr) as progress:
-            while True:
-                with sessions() as session:
-                    rows = session.scalars(
-                        select(GalleryEntry)
-                        .where(GalleryEntry.model_version != version, GalleryEntry.id > last_id)
-                        .order_by(GalleryEntry.id)
-                        .limit(args.batch_size)
-                    ).all()
-                    if not rows:
-                        break
-                    last_id = rows[-1].id
-                    tensors, ready = [], []
-                    for row in rows:
-                        try:
-                            image = decode_image(
-                                crops.get(row.sha256), max_pixels=settings.max_image_pixels
-                            )
-                        except (OSError, ImageDecodeError) as error:
-                            log.error("entry %d: crop unusable (%s)", row.id, error)
-                            missing.append(row.id)
-                            if args.delete_missing:
-                                session.delete(row)
-                            continue
-                        tensors.append(preprocess(image))
-                        ready.append(row)
-                    if ready:
-                        vectors = embedder.embed(torch.stack(tensors))
-                        for row, vector in zip(ready, vectors, strict=True):
-                            row.embedding = np.asarray(vector, dtype=np.float32).tobytes()
-                            row.embedding_dim = int(vector.shape[0])
-                            row.model_version = version
-                    session.commit()
-                    progress.update(len(rows))
+            while rows := store.other_models_entries(after_id=last_id, limit=args.batch_size):
+                last_id = rows[-1].id
+                tensors, ready, unusable = [], [], []
+                for row in rows:
+                    try:
+                        image = decode_image(
+                            crops.get(row.sha256), max_pixels=settings.max_image_pixels
+                        )
+                    except (OSError, ImageDecodeError) as error:
+                        log.error("entry %d: crop unusable (%s)", row.id, error)
+                        unusable.append(row.id)
+                        continue
+                    tensors.append(preprocess(image))
+                    ready.append(row.id)
+                vectors = embedder.embed(torch.stack(tensors)) if tensors else []
+                missing.extend(unusable)
+                store.replace_embeddings(
+                    dict(zip(ready, vectors, strict=True)),
+                    deleted=unusable if args.delete_missing else [],
+                )
+                progress.update(len(rows))
     finally:
         engine.dispose()
     # Any snapshot describes the old vectors; the service would rebuild anyway.

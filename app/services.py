@@ -1,27 +1,31 @@
-"""Everything the routes need, built at start-up and torn down at shutdown."""
+"""The composition root: every part of the service, built at start-up and torn down at shutdown.
+
+``build_services`` accepts the parts a caller may already hold (today the
+embedder, which tests share across apps), so nothing has to be patched in.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 
-from fastapi import Request
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.batcher import DynamicBatcher
-from app.crops import CropStore
-from app.db import open_database, session_factory
-from app.evaluation import EvaluationRunner
+from app.db.engine import open_database, session_factory
 from app.gallery import Gallery
-from app.images import ImageDecoder
-from app.inference import Embedder, load_embedder
+from app.gallery.crops import CropStore
+from app.gallery.maintenance import Maintenance
+from app.index.spec import IndexSpec
+from app.inference.batcher import DynamicBatcher
+from app.inference.decoding import ImageDecoder
+from app.inference.embedder import Embedder, load_embedder
+from app.jobs.job_store import JobStore
+from app.jobs.members import MemberEmbedder
+from app.jobs.runner import EvaluationRunner
+from app.jobs.zipcheck import ZipLimits
 from app.settings import Settings
 from app.telemetry import Telemetry
-from app.vector_index import IndexSpec
-from app.zipcheck import ZipLimits
 
 log = logging.getLogger(__name__)
 
@@ -31,35 +35,24 @@ class Services:
     settings: Settings
     telemetry: Telemetry
     engine: Engine
-    sessions: sessionmaker[Session]
     embedder: Embedder
     decoder: ImageDecoder
     batcher: DynamicBatcher
     gallery: Gallery
+    maintenance: Maintenance
     evaluations: EvaluationRunner
     started_at: float = field(default_factory=time.time)
-    last_snapshot_at: float = field(default_factory=time.monotonic)
 
 
-def build_services(settings: Settings, telemetry: Telemetry) -> Services:
+def build_services(
+    settings: Settings, telemetry: Telemetry, *, embedder: Embedder | None = None
+) -> Services:
     """Blocking start-up: database, migrations, model, index (snapshot or rebuild)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_database(settings)
     try:
         sessions = session_factory(engine)
-        embedder = load_embedder(settings)
-        gallery = Gallery(
-            sessions,
-            model_version=embedder.version,
-            dim=embedder.dim,
-            spec=IndexSpec.from_settings(settings),
-            crops=CropStore(settings.crops_dir),
-            telemetry=telemetry,
-            snapshot_path=settings.snapshot_path,
-        )
-        gallery.open()
-        if gallery.foreign_versions:
-            log.error("%s", gallery.mismatch_message())
+        embedder = embedder or load_embedder(settings)
         decoder = ImageDecoder(settings.decode_threads, settings.max_image_pixels)
         batcher = DynamicBatcher(
             embedder.embed,
@@ -67,19 +60,33 @@ def build_services(settings: Settings, telemetry: Telemetry) -> Services:
             max_wait_ms=settings.batch_max_wait_ms,
             telemetry=telemetry,
         )
-        evaluations = EvaluationRunner(
+        crops = CropStore(settings.crops_dir)
+        gallery = Gallery.build(
             sessions,
-            jobs_dir=settings.jobs_dir,
-            batcher=batcher,
-            decoder=decoder,
-            gallery=gallery,
             model_version=embedder.version,
-            zip_limits=ZipLimits(
-                max_files=settings.zip_max_files,
-                max_uncompressed_bytes=settings.zip_max_uncompressed_bytes,
-                max_ratio=settings.zip_max_ratio,
-                max_member_bytes=settings.max_file_bytes,
+            dim=embedder.dim,
+            spec=settings.section(IndexSpec),
+            crops=crops,
+            snapshot_path=settings.snapshot_path,
+            decoder=decoder,
+            batcher=batcher,
+            telemetry=telemetry,
+        )
+        gallery.lifecycle.open()
+        if gallery.lifecycle.versions.foreign:
+            log.error("%s", gallery.lifecycle.versions.mismatch_message())
+        zip_limits = settings.section(ZipLimits)
+        evaluations = EvaluationRunner(
+            JobStore(sessions),
+            jobs_dir=settings.jobs_dir,
+            gallery=gallery,
+            embedder=MemberEmbedder(
+                batcher=batcher,
+                decoder=decoder,
+                dim=embedder.dim,
+                max_member_bytes=zip_limits.max_file_bytes,
             ),
+            zip_limits=zip_limits,
             max_gallery=settings.evaluate_max_gallery,
         )
         interrupted = evaluations.mark_interrupted(
@@ -94,11 +101,17 @@ def build_services(settings: Settings, telemetry: Telemetry) -> Services:
         settings=settings,
         telemetry=telemetry,
         engine=engine,
-        sessions=sessions,
         embedder=embedder,
         decoder=decoder,
         batcher=batcher,
         gallery=gallery,
+        maintenance=Maintenance(
+            lifecycle=gallery.lifecycle,
+            store=gallery.store,
+            crops=crops,
+            interval_s=settings.maintenance_interval_s,
+            snapshot_interval_s=settings.snapshot_interval_s,
+        ),
         evaluations=evaluations,
     )
 
@@ -108,33 +121,7 @@ def close_services(services: Services) -> None:
     services.batcher.stop()
     services.decoder.close()
     try:
-        services.gallery.write_snapshot()
+        services.gallery.lifecycle.write_snapshot()
     except OSError:
         log.exception("could not write the index snapshot at shutdown")
     services.engine.dispose()
-
-
-async def maintenance_loop(services: Services) -> None:
-    """Periodic upkeep: model-version census, compaction/IVF training, snapshots, orphans."""
-    settings = services.settings
-    first = True
-    while True:
-        await asyncio.sleep(0 if first else settings.maintenance_interval_s)
-        try:
-            gallery = services.gallery
-            await asyncio.to_thread(gallery.refresh_versions)
-            await asyncio.to_thread(gallery.maybe_rebuild)
-            if time.monotonic() - services.last_snapshot_at >= settings.snapshot_interval_s:
-                await asyncio.to_thread(gallery.write_snapshot)
-                services.last_snapshot_at = time.monotonic()
-            if first:
-                await asyncio.to_thread(gallery.crops.sweep_orphans, gallery.referenced_hashes)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("maintenance pass failed; will retry")
-        first = False
-
-
-def get_services(request: Request) -> Services:
-    return request.app.state.services

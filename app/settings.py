@@ -7,14 +7,18 @@ deployment fails at start-up with the variable's name, not on the first request.
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.index.spec import IndexType
+
 MiB = 1024 * 1024
+Section = TypeVar("Section")
 
 
 class Role(StrEnum):
@@ -38,12 +42,6 @@ class ApiKeySpec(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     role: Role
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class IndexType(StrEnum):
-    FLAT = "flat"
-    IVF = "ivf"
-    HNSW = "hnsw"
 
 
 class Settings(BaseSettings):
@@ -116,6 +114,19 @@ class Settings(BaseSettings):
                 f"got {url.split(':', 1)[0]}:..."
             )
         return self
+
+    def section(self, kind: type[Section]) -> Section:
+        """A component's configuration dataclass, filled from the settings of the same names.
+
+        Components (``IndexSpec``, ``ZipLimits``) name their fields as the settings they
+        come from, so no hand-written copy can drop or misroute a value; a field without
+        a setting fails here, at start-up and in every test that starts the service.
+        """
+        values: dict[str, Any] = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(kind)  # type: ignore[arg-type]
+        }
+        return kind(**values)
 
     @property
     def resolved_database_url(self) -> str:

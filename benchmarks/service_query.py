@@ -43,8 +43,8 @@ from service_common import (
 )
 from sqlalchemy import create_engine, func, insert, select
 
-from app.db import upgrade_to_head
-from app.orm import GalleryEntry
+from app.db.engine import upgrade_to_head
+from app.db.models import GalleryEntry
 from model.compute import SWITCHES
 from model.preprocessing import decode_image, preprocess
 

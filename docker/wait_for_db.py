@@ -13,7 +13,7 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from app.db import create_db_engine, wait_for_database
+from app.db.engine import create_db_engine, wait_for_database
 from app.settings import Settings
 
 

@@ -21,16 +21,14 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from service_kit import (
+    LoadedModels,
     PostgresServer,
     ServiceHandle,
     make_settings,
     postgres_server_url,
 )
 
-import app.services as services_module
 import model  # noqa: F401
-from app.inference import Embedder
-from app.settings import Settings
 from model.checkpoint import save_checkpoint, untrained_model
 from model.config import ModelConfig
 from training import run as training_run
@@ -58,26 +56,9 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output / "best"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def reuse_loaded_models() -> Iterator[None]:
-    """Load each checkpoint once per session instead of once per app start.
-
-    Every app still runs its own lifespan, database and index; only the
-    (read-only, eval-mode) network object is shared. The live-server tests
-    load checkpoints in their own process, the uncached way.
-    """
-    loaded: dict[tuple[Any, ...], Embedder] = {}
-    original = services_module.load_embedder
-
-    def cached(settings: Settings) -> Embedder:
-        key = (settings.model_path, settings.device, settings.amp)
-        if key not in loaded:
-            loaded[key] = original(settings)
-        return loaded[key]
-
-    services_module.load_embedder = cached
-    yield
-    services_module.load_embedder = original
+@pytest.fixture(scope="session")
+def loaded_models() -> LoadedModels:
+    return LoadedModels()
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +81,11 @@ def _database_url(backend: str, postgres: PostgresServer, directory: Path) -> st
 
 @pytest.fixture
 def make_service(
-    backend: str, postgres: PostgresServer, checkpoint: Path, tmp_path: Path
+    backend: str,
+    postgres: PostgresServer,
+    checkpoint: Path,
+    loaded_models: LoadedModels,
+    tmp_path: Path,
 ) -> Callable[..., ServiceHandle]:
     """Factory for a service with its own fresh database and data directory."""
     counter = iter(range(1_000_000))
@@ -111,7 +96,8 @@ def make_service(
         url = _database_url(backend, postgres, directory)
         overrides.setdefault("model_path", checkpoint)
         model_path = overrides.pop("model_path")
-        return ServiceHandle(make_settings(directory / "data", url, model_path, **overrides))
+        settings = make_settings(directory / "data", url, model_path, **overrides)
+        return ServiceHandle(settings, loaded_models)
 
     return factory
 
@@ -126,6 +112,7 @@ def shared(
     backend: str,
     postgres: PostgresServer,
     checkpoint: Path,
+    loaded_models: LoadedModels,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """One running service per backend for tests that only add uniquely named data."""
@@ -140,6 +127,6 @@ def shared(
         max_image_pixels=4_000_000,
         max_metadata_bytes=256,
     )
-    handle = ServiceHandle(settings)
+    handle = ServiceHandle(settings, loaded_models)
     with handle.client() as client:
         yield client

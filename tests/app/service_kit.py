@@ -24,6 +24,7 @@ from PIL import Image
 from sqlalchemy.engine import make_url
 
 import model  # noqa: F401  (torchvision shim before anything imports it)
+from app.inference.embedder import Embedder, load_embedder
 from app.main import create_app
 from app.settings import Settings
 from training.data.synthetic import render_person
@@ -195,24 +196,43 @@ def postgres_server_url() -> str:
 
 # ------------------------------------------------------------------ services
 @dataclass
+class LoadedModels:
+    """Each checkpoint loaded once per test session instead of once per app start.
+
+    Every app still runs its own lifespan, database and index; only the
+    (read-only, eval-mode) network is shared, handed to ``create_app``. The
+    live-server tests load checkpoints in their own process, the uncached way.
+    """
+
+    loaded: dict[tuple[Any, ...], Embedder] = field(default_factory=dict)
+
+    def for_settings(self, settings: Settings) -> Embedder:
+        key = (settings.model_path, settings.device, settings.amp)
+        if key not in self.loaded:
+            self.loaded[key] = load_embedder(settings)
+        return self.loaded[key]
+
+
+@dataclass
 class ServiceHandle:
     """One service's configuration: start it (again) as often as a test needs."""
 
     settings: Settings
-    clients: list[TestClient] = field(default_factory=list)
+    models: LoadedModels
 
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
     def with_settings(self, **changes: Any) -> ServiceHandle:
-        return ServiceHandle(self.settings.model_copy(update=changes))
+        return ServiceHandle(self.settings.model_copy(update=changes), self.models)
 
     @contextlib.contextmanager
     def client(self, **client_options: Any) -> Iterator[TestClient]:
         """A started app (lifespan run) behind a TestClient; stopped on exit."""
         options = {"client": LOCAL_CLIENT, **client_options}
-        with TestClient(create_app(self.settings), **options) as client:
+        app = create_app(self.settings, embedder=self.models.for_settings(self.settings))
+        with TestClient(app, **options) as client:
             yield client
 
 

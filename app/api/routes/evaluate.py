@@ -1,0 +1,92 @@
+"""Evaluation jobs: accepted with 202, polled with GET /evaluate/{id}."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, UploadFile
+
+from app.api.deps import ADMIN, EvaluationsDep, SettingsDep
+from app.api.errors import ApiError
+from app.api.schemas import (
+    ERROR_RESPONSES,
+    ErrorResponse,
+    EvaluationAccepted,
+    EvaluationStatus,
+)
+from app.api.uploads import read_uploads
+from app.jobs.labelled import parse_labels
+
+router = APIRouter(tags=["evaluation"])
+
+
+@router.post(
+    "/evaluate",
+    status_code=202,
+    response_model=EvaluationAccepted,
+    dependencies=[ADMIN],
+    summary="Start an evaluation job",
+    responses={
+        **ERROR_RESPONSES,
+        409: {"model": ErrorResponse, "description": "empty gallery or model mismatch (b)"},
+    },
+)
+async def start_evaluation(
+    evaluations: EvaluationsDep,
+    settings: SettingsDep,
+    dataset: Annotated[
+        UploadFile | None,
+        File(
+            description="(a) a zip in Market-1501 layout (query/, bounding_box_test/), "
+            "evaluated with the loaded model in isolation from the gallery"
+        ),
+    ] = None,
+    images: Annotated[
+        list[UploadFile] | None,
+        File(description="(b) labelled query images, scored against the live gallery"),
+    ] = None,
+    identities: Annotated[
+        str | None,
+        Form(description="(b) JSON array: the true identity of each image", examples=['["alice"]']),
+    ] = None,
+    cameras: Annotated[
+        str | None,
+        Form(description="(b) optional JSON array: each image's camera (or null)"),
+    ] = None,
+) -> EvaluationAccepted:
+    """Send either ``dataset`` (a) or ``images`` + ``identities`` (b), not both."""
+    if (dataset is None) == (not images):
+        raise ApiError(
+            422,
+            "invalid_evaluation_request",
+            "send either 'dataset' (a Market-1501 zip) or 'images' with 'identities' "
+            "(labelled queries), not both and not neither",
+        )
+    if dataset is not None:
+        await dataset.seek(0)
+        job = await evaluations.submit_market_zip(dataset.file, dataset.filename)
+    else:
+        assert images is not None
+        uploads = await read_uploads(
+            images,
+            max_files=settings.zip_max_files,
+            max_file_bytes=settings.max_file_bytes,
+            field="images",
+        )
+        labels = parse_labels(identities, cameras, len(uploads))
+        job = await evaluations.submit_labelled(uploads, labels)
+    return EvaluationAccepted.of(job)
+
+
+@router.get(
+    "/evaluate/{job_id}",
+    response_model=EvaluationStatus,
+    dependencies=[ADMIN],
+    summary="Status, progress and metrics of a job",
+    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+)
+async def evaluation_status(
+    job_id: Annotated[str, Path(max_length=64)], evaluations: EvaluationsDep
+) -> EvaluationStatus:
+    return EvaluationStatus.of(await asyncio.to_thread(evaluations.get, job_id))

@@ -1,0 +1,88 @@
+"""The gallery: database rows (the truth), the FAISS index (derived) and the stored crops.
+
+One module per job; ``Gallery.build`` wires them over one database and one index:
+
+* ``enrollment``: crops in, entries out (decode, embed, store);
+* ``identify`` / ``search``: who is this? (decode, embed, rank identities);
+* ``removal``: delete an entry, erase an identity;
+* ``reads``: listings, identity summaries, stored crops;
+* ``lifecycle``: the index at start-up (snapshot or rebuild), reconcile, snapshots;
+* ``maintenance``: the periodic pass that keeps the index in step;
+* ``store``: every row-level SQL statement; ``versions``: which model made the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.gallery.crops import CropStore
+from app.gallery.enrollment import Enrollment
+from app.gallery.identify import Identifier
+from app.gallery.lifecycle import IndexLifecycle
+from app.gallery.live_index import LiveIndex
+from app.gallery.reads import GalleryReads
+from app.gallery.removal import Removal
+from app.gallery.search import GallerySearch
+from app.gallery.store import EntryStore
+from app.gallery.versions import ModelVersions
+from app.index.spec import IndexSpec
+from app.inference.batcher import DynamicBatcher
+from app.inference.decoding import ImageDecoder
+from app.telemetry import Telemetry
+
+
+@dataclass(frozen=True)
+class Gallery:
+    store: EntryStore
+    live: LiveIndex
+    crops: CropStore
+    lifecycle: IndexLifecycle
+    enrollment: Enrollment
+    search: GallerySearch
+    identifier: Identifier
+    removal: Removal
+    reads: GalleryReads
+
+    @classmethod
+    def build(
+        cls,
+        sessions: sessionmaker[Session],
+        *,
+        model_version: str,
+        dim: int,
+        spec: IndexSpec,
+        crops: CropStore,
+        snapshot_path: Path,
+        decoder: ImageDecoder,
+        batcher: DynamicBatcher,
+        telemetry: Telemetry,
+    ) -> Gallery:
+        """Wire the parts; the index stays empty until ``lifecycle.open()``."""
+        store = EntryStore(sessions, model_version=model_version, dim=dim)
+        live = LiveIndex(dim, spec, telemetry)
+        lifecycle = IndexLifecycle(store, live, ModelVersions(store), snapshot_path=snapshot_path)
+        search = GallerySearch(store=store, live=live, telemetry=telemetry)
+        return cls(
+            store=store,
+            live=live,
+            crops=crops,
+            lifecycle=lifecycle,
+            enrollment=Enrollment(
+                store=store,
+                live=live,
+                crops=crops,
+                lifecycle=lifecycle,
+                decoder=decoder,
+                batcher=batcher,
+                telemetry=telemetry,
+            ),
+            search=search,
+            identifier=Identifier(
+                search=search, live=live, lifecycle=lifecycle, decoder=decoder, batcher=batcher
+            ),
+            removal=Removal(store=store, live=live, crops=crops, telemetry=telemetry),
+            reads=GalleryReads(sessions, crops),
+        )

@@ -1,0 +1,74 @@
+"""Who is this? One query crop in, ranked identities and where the time went out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from app.gallery.lifecycle import IndexLifecycle
+from app.gallery.live_index import LiveIndex
+from app.gallery.search import GallerySearch, IdentityMatch, QueryFilters
+from app.inference.batcher import DynamicBatcher
+from app.inference.decoding import ImageDecoder, Upload
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds per step; decoding counts from ``started`` (when the request arrived)."""
+
+    decode_s: float
+    embed_s: float
+    search_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Identification:
+    matches: list[IdentityMatch]
+    model_version: str
+    gallery_size: int
+    timings: Timings
+
+
+class Identifier:
+    def __init__(
+        self,
+        *,
+        search: GallerySearch,
+        live: LiveIndex,
+        lifecycle: IndexLifecycle,
+        decoder: ImageDecoder,
+        batcher: DynamicBatcher,
+    ) -> None:
+        self._search = search
+        self._live = live
+        self._lifecycle = lifecycle
+        self._decoder = decoder
+        self._batcher = batcher
+
+    async def identify(
+        self, upload: Upload, top_k: int, filters: QueryFilters, *, started: float
+    ) -> Identification:
+        """Decode, check the gallery was made by the loaded model, embed, rank.
+
+        ``started`` is the caller's ``time.perf_counter()`` at the request's arrival.
+        """
+        decoded = (await self._decoder.decode_all([upload]))[0]
+        decoded_at = time.perf_counter()
+        await asyncio.to_thread(self._lifecycle.require_compatible)
+        embedding = (await self._batcher.embed(decoded.tensor.unsqueeze(0)))[0]
+        embedded_at = time.perf_counter()
+        matches = await asyncio.to_thread(self._search.rank, embedding, top_k, filters)
+        finished = time.perf_counter()
+        return Identification(
+            matches=matches,
+            model_version=self._lifecycle.versions.loaded,
+            gallery_size=self._live.count,
+            timings=Timings(
+                decode_s=decoded_at - started,
+                embed_s=embedded_at - decoded_at,
+                search_s=finished - embedded_at,
+                total_s=finished - started,
+            ),
+        )

@@ -1,0 +1,170 @@
+"""Ranking identities for one embedding: each identity scores by its best entry.
+
+FAISS gives nearest *entries*; filters drop some of them, so the search
+over-fetches and widens (x4) until ``top_k`` identities survive, the scores
+fall below ``min_score``, or the gallery is exhausted. Candidates are resolved
+against the database rows, so an entry deleted a moment ago is never returned.
+The surviving identities are then scored exactly from their stored
+embeddings, which also counts how many of each identity's entries match.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from app.gallery.entry_fields import as_utc
+from app.gallery.errors import InvalidQuery
+from app.gallery.live_index import LiveIndex
+from app.gallery.store import EntryLabel, EntryStore
+from app.telemetry import Telemetry
+
+INITIAL_NEIGHBOURS = 64
+NEIGHBOUR_FACTOR = 8
+WIDEN_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class QueryFilters:
+    camera: str | None = None
+    exclude_same_camera: bool = False
+    min_score: float | None = None
+    captured_after: datetime | None = None
+    captured_before: datetime | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        camera: str | None,
+        exclude_same_camera: bool,
+        min_score: float | None,
+        captured_after: datetime | None,
+        captured_before: datetime | None,
+    ) -> QueryFilters:
+        """Filters from a client's (already type-checked) fields; contradictions raise."""
+        if exclude_same_camera and camera is None:
+            raise InvalidQuery(
+                "exclude_same_camera needs the query's camera: send the camera field too",
+                {"field": "camera"},
+                code="camera_required",
+            )
+        after, before = as_utc(captured_after), as_utc(captured_before)
+        if after is not None and before is not None and after > before:
+            raise InvalidQuery(
+                "captured_after is later than captured_before",
+                {"field": "captured_after"},
+                code="invalid_time_window",
+            )
+        return cls(camera, exclude_same_camera, min_score, after, before)
+
+    @property
+    def has_time_window(self) -> bool:
+        return self.captured_after is not None or self.captured_before is not None
+
+    def admits(self, label: EntryLabel) -> bool:
+        """Camera and time-window rules (``min_score`` is applied to scores separately)."""
+        if self.exclude_same_camera and label.camera is not None and label.camera == self.camera:
+            return False
+        if self.has_time_window:
+            if label.captured_at is None:
+                return False
+            if self.captured_after is not None and label.captured_at < self.captured_after:
+                return False
+            if self.captured_before is not None and label.captured_at > self.captured_before:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class IdentityMatch:
+    identity: str
+    score: float
+    entry_id: int
+    camera: str | None
+    matches: int
+
+
+class GallerySearch:
+    def __init__(self, *, store: EntryStore, live: LiveIndex, telemetry: Telemetry) -> None:
+        self._store = store
+        self._live = live
+        self._telemetry = telemetry
+
+    def rank(self, query: np.ndarray, top_k: int, filters: QueryFilters) -> list[IdentityMatch]:
+        """The ``top_k`` identities for one unit-vector embedding, best first."""
+        started = time.perf_counter()
+        index = self._live.current
+        total = index.count
+        candidates: dict[int, EntryLabel] = {}
+        chosen: list[str] = []
+        k = min(total, max(INITIAL_NEIGHBOURS, top_k * NEIGHBOUR_FACTOR))
+        while k > 0:
+            scores, ids = index.search(query, k)
+            unseen = [int(i) for i in ids if int(i) not in candidates]
+            candidates.update(self._store.labels(unseen))
+            chosen = _best_identities(scores, ids, candidates, filters, top_k)
+            exhausted = len(ids) < k or k >= total
+            below_floor = (
+                filters.min_score is not None and len(scores) and scores[-1] < filters.min_score
+            )
+            if len(chosen) >= top_k or exhausted or below_floor:
+                break
+            k = min(total, k * WIDEN_FACTOR)
+        matches = self._score_identities(query, chosen, filters)
+        self._telemetry.search_seconds.observe(time.perf_counter() - started)
+        return matches[:top_k]
+
+    def _score_identities(
+        self, query: np.ndarray, identities: list[str], filters: QueryFilters
+    ) -> list[IdentityMatch]:
+        if not identities:
+            return []
+        labels, vectors = self._store.rows_of_identities(identities)
+        admitted = [position for position, label in enumerate(labels) if filters.admits(label)]
+        if not admitted:
+            return []
+        scores = vectors[admitted] @ query.astype(np.float32)
+        best: dict[str, IdentityMatch] = {}
+        for position, score in zip(admitted, scores.tolist(), strict=True):
+            if filters.min_score is not None and score < filters.min_score:
+                continue
+            label = labels[position]
+            current = best.get(label.identity)
+            count = (current.matches if current else 0) + 1
+            if current is None or score > current.score:
+                best[label.identity] = IdentityMatch(
+                    label.identity, score, label.entry_id, label.camera, count
+                )
+            else:
+                best[label.identity] = IdentityMatch(
+                    current.identity, current.score, current.entry_id, current.camera, count
+                )
+        return sorted(best.values(), key=lambda match: (-match.score, match.entry_id))
+
+
+def _best_identities(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    candidates: dict[int, EntryLabel],
+    filters: QueryFilters,
+    top_k: int,
+) -> list[str]:
+    """Identities in the order their first admitted neighbour appears, at most ``top_k``."""
+    chosen: list[str] = []
+    for score, entry_id in zip(scores.tolist(), ids.tolist(), strict=True):
+        if filters.min_score is not None and score < filters.min_score:
+            break
+        candidate = candidates.get(entry_id)
+        if candidate is None:  # deleted since the search
+            continue
+        if not filters.admits(candidate):
+            continue
+        if candidate.identity not in chosen:
+            chosen.append(candidate.identity)
+            if len(chosen) >= top_k:
+                break
+    return chosen

@@ -1,0 +1,1 @@
+"""Running the network: loading it (``embedder``), batching calls (``batcher``), decoding crops."""

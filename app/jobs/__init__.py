@@ -1,0 +1,1 @@
+"""Evaluation jobs: the runner, one module per kind, zip inspection and the job rows."""

@@ -1,0 +1,174 @@
+"""Evaluation kind (b): labelled query crops scored against the live gallery.
+
+The gallery's identities and cameras are strings; the shared evaluator wants
+integer labels, so both sides are coded through one table per kind. A query
+without a camera must never count as "same camera" as any gallery entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.gallery import Gallery
+from app.gallery.entry_fields import check_camera, check_identity
+from app.inference.decoding import Upload
+from app.jobs.errors import EmptyGallery, GalleryTooLarge, InvalidLabels, JobFailed
+from app.jobs.members import MemberEmbedder, Progress
+from model.evaluation.metrics import compute_reid_metrics
+
+KIND = "labelled_queries"
+ARCHIVE = "queries.zip"
+LABELS = "labels.json"
+MAX_LISTED_SKIPS = 20
+_NO_GALLERY_CAMERA = -1
+_NO_QUERY_CAMERA = -2
+
+
+@dataclass(frozen=True)
+class QueryLabels:
+    identities: list[str]
+    cameras: list[str | None]
+
+
+def parse_labels(identities: str | None, cameras: str | None, count: int) -> QueryLabels:
+    """The ``identities`` (required) and ``cameras`` (optional) form fields, one per image."""
+    names = _json_list(identities, "identities", count)
+    if names is None:
+        raise InvalidLabels(
+            "labelled queries need 'identities': a JSON array naming the true identity of "
+            "each image, in order",
+            {"field": "identities"},
+        )
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidLabels("identities must all be strings")
+    camera_list = _json_list(cameras, "cameras", count) or [None] * count
+    if not all(camera is None or isinstance(camera, str) for camera in camera_list):
+        raise InvalidLabels("cameras must be strings or null")
+    return QueryLabels(
+        [check_identity(name) for name in names], [check_camera(c) for c in camera_list]
+    )
+
+
+def _json_list(raw: str | None, field: str, length: int) -> list[Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise InvalidLabels(f"{field} is not valid JSON: {error}", {"field": field}) from error
+    if not isinstance(value, list) or len(value) != length:
+        raise InvalidLabels(
+            f"{field} must be a JSON array with one item per image ({length})", {"field": field}
+        )
+    return value
+
+
+def prepare(
+    directory: Path,
+    uploads: list[Upload],
+    labels: QueryLabels,
+    gallery: Gallery,
+    max_gallery: int,
+) -> dict[str, Any]:
+    """Check the gallery can be evaluated against, then store the queries for the job."""
+    gallery.lifecycle.require_compatible()
+    gallery_size = gallery.live.count
+    if gallery_size == 0:
+        raise EmptyGallery("the gallery is empty: enroll identities before evaluating")
+    if gallery_size > max_gallery:
+        raise GalleryTooLarge(
+            f"the gallery holds {gallery_size} entries; evaluating against more than "
+            f"{max_gallery} is refused (REID_EVALUATE_MAX_GALLERY)"
+        )
+    with zipfile.ZipFile(directory / ARCHIVE, "w", zipfile.ZIP_STORED) as archive:
+        for upload in uploads:
+            archive.writestr(f"{upload.index:06d}", upload.data)
+    stored = {
+        "filenames": [upload.filename for upload in uploads],
+        "identities": labels.identities,
+        "cameras": labels.cameras,
+    }
+    (directory / LABELS).write_text(json.dumps(stored), encoding="utf-8")
+    return {"counts": {"query_images": len(uploads), "gallery_entries": gallery_size}}
+
+
+async def run(
+    directory: Path, gallery: Gallery, embedder: MemberEmbedder, progress: Progress
+) -> dict[str, Any]:
+    labels = json.loads((directory / LABELS).read_text(encoding="utf-8"))
+    await asyncio.to_thread(gallery.lifecycle.require_compatible)
+    with zipfile.ZipFile(directory / ARCHIVE) as archive:
+        names = sorted(archive.namelist())
+        started = time.perf_counter()
+        query = await embedder.embed(archive, names, progress)
+        embed_s = time.perf_counter() - started
+    if not len(query.features):
+        raise JobFailed("none of the query images decoded", code="no_decodable_images")
+    started = time.perf_counter()
+    chunks = await asyncio.to_thread(lambda: list(gallery.store.vector_chunks()))
+    if not chunks:
+        raise JobFailed("the gallery became empty during the job", code="empty_gallery")
+    gallery_ids = np.concatenate([ids for ids, _ in chunks])
+    gallery_features = np.concatenate([vectors for _, vectors in chunks])
+    owners = await asyncio.to_thread(gallery.store.labels, gallery_ids.tolist())
+    keep = np.array([int(i) in owners for i in gallery_ids], dtype=bool)
+    gallery_ids, gallery_features = gallery_ids[keep], gallery_features[keep]
+    identity_codes: dict[str, int] = {}
+    camera_codes: dict[str | None, int] = {}
+
+    def code(table: dict[Any, int], key: Any) -> int:
+        return table.setdefault(key, len(table) + 1)
+
+    gallery_owners = [owners[int(i)] for i in gallery_ids]
+    gallery_pids = np.array([code(identity_codes, owner.identity) for owner in gallery_owners])
+    gallery_cams = np.array(
+        [
+            code(camera_codes, owner.camera) if owner.camera else _NO_GALLERY_CAMERA
+            for owner in gallery_owners
+        ]
+    )
+    query_pids = np.array([code(identity_codes, labels["identities"][i]) for i in query.kept])
+    query_cams = np.array(
+        [
+            code(camera_codes, labels["cameras"][i]) if labels["cameras"][i] else _NO_QUERY_CAMERA
+            for i in query.kept
+        ]
+    )
+    metrics = await asyncio.to_thread(
+        compute_reid_metrics,
+        query.features,
+        gallery_features,
+        query_pids,
+        gallery_pids,
+        query_cams,
+        gallery_cams,
+    )
+    enrolled = {owner.identity for owner in owners.values()}
+    skipped = [
+        {"file": labels["filenames"][int(item["file"])], "code": item["code"]}
+        for item in query.skipped
+    ]
+    return {
+        "metrics": metrics.to_dict(),
+        "counts": {
+            "query_images": len(names),
+            "gallery_entries": len(gallery_ids),
+            "undecodable_skipped": len(skipped),
+            "queries_without_gallery_identity": sum(
+                1 for i in query.kept if labels["identities"][i] not in enrolled
+            ),
+        },
+        "skipped": skipped[:MAX_LISTED_SKIPS],
+        "timings": {
+            "embed_s": round(embed_s, 3),
+            "metrics_s": round(time.perf_counter() - started, 3),
+        },
+    }
