@@ -65,7 +65,7 @@ COPY app/ app/
 COPY model/ model/
 COPY training/ training/
 COPY docker/ docker/
-# The project runs from /app as a checkout does (app.db finds alembic.ini next to the
+# The project runs from /app as a checkout does (app.db.engine finds alembic.ini above the
 # package), so it is installed in editable mode against /app, which the runtime copies.
 # --no-deps: every dependency is in place already (FAISS swapped); pyproject.toml would
 # pull faiss-cpu back in. The import check fails the build, not the first start, if a
