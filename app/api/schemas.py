@@ -70,7 +70,8 @@ class Entry(BaseModel):
     camera: str | None = Field(examples=["lobby-2"])
     captured_at: datetime | None = Field(examples=["2026-03-01T08:15:00Z"])
     source: str | None = Field(examples=["nvr-7"])
-    metadata: dict[str, Any] | None = Field(examples=[{"track": 118}])
+    # The ORM attribute is ``extra`` (``metadata`` is reserved by SQLAlchemy).
+    metadata: dict[str, Any] | None = Field(validation_alias="extra", examples=[{"track": 118}])
     image_format: str = Field(examples=["jpeg"])
     width: int = Field(examples=[64])
     height: int = Field(examples=[128])
@@ -80,21 +81,7 @@ class Entry(BaseModel):
 
     @classmethod
     def of(cls, entry: GalleryEntry) -> Entry:
-        return cls(
-            id=entry.id,
-            identity=entry.identity,
-            sha256=entry.sha256,
-            camera=entry.camera,
-            captured_at=entry.captured_at,
-            source=entry.source,
-            metadata=entry.extra,
-            image_format=entry.image_format,
-            width=entry.width,
-            height=entry.height,
-            byte_size=entry.byte_size,
-            model_version=entry.model_version,
-            created_at=entry.created_at,
-        )
+        return cls.model_validate(entry)
 
 
 class EntryPage(BaseModel):
@@ -138,17 +125,8 @@ class IdentityDetail(IdentitySummary):
     )
 
     @classmethod
-    def of(cls, summary: IdentityRecord) -> IdentityDetail:
-        return cls(
-            identity=summary.identity,
-            entry_count=summary.entry_count,
-            first_enrolled_at=summary.first_enrolled_at,
-            last_enrolled_at=summary.last_enrolled_at,
-            cameras=summary.cameras,
-            first_captured_at=summary.first_captured_at,
-            last_captured_at=summary.last_captured_at,
-            entries=[Entry.of(entry) for entry in summary.entries],
-        )
+    def of(cls, record: IdentityRecord) -> IdentityDetail:
+        return cls.model_validate(record)
 
 
 class ErasedIdentity(BaseModel):
