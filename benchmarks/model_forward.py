@@ -23,7 +23,7 @@ import torch
 
 from model.checkpoint import untrained_model
 from model.compute import SWITCHES, ComputeSettings
-from model.config import ARCH_CHANNELS, ModelConfig
+from model.config import ARCHS, ATTENTION_MODES, ModelConfig
 from model.network import ReIDNet
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 
@@ -61,10 +61,8 @@ def measure_forward_throughput(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", choices=sorted(ARCH_CHANNELS), default="resnet50")
-    parser.add_argument(
-        "--attention", choices=("both", "spatial", "channel", "none"), default="both"
-    )
+    parser.add_argument("--arch", choices=ARCHS, default="resnet50")
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="both")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)

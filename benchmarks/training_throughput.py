@@ -28,10 +28,10 @@ import torch
 
 import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
 from model.compute import SWITCHES, ComputeSettings
-from model.config import ModelConfig
+from model.config import ARCHS, ATTENTION_MODES, LAST_STRIDES, ModelConfig
 from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
-from training.config import ARCHS, ATTENTIONS, from_mapping
+from training.config import from_mapping
 from training.engine import TrainingObjective, train_step
 from training.optim import build_optimizer, build_scheduler
 
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=ARCHS, default="resnet50")
-    parser.add_argument("--attention", choices=ATTENTIONS, default="both")
-    parser.add_argument("--last-stride", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="both")
+    parser.add_argument("--last-stride", type=int, choices=LAST_STRIDES, default=1)
     parser.add_argument("--batch-p", type=int, default=16)
     parser.add_argument("--batch-k", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -36,7 +36,7 @@ import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
 from model.backbone import PretrainedWeightsError
 from model.checkpoint import CheckpointError, save_checkpoint
 from model.compute import SWITCHES, ComputeSettings
-from model.config import ModelConfig
+from model.config import ARCHS, ATTENTION_COMBINATIONS, ATTENTION_MODES, HEADS, LAST_STRIDES
 from model.evaluation.market_layout import DatasetLayoutError
 from model.losses import LossWeights, ReIDCriterion
 from model.network import ReIDNet, build_model
@@ -50,11 +50,7 @@ from training.checkpointing import (
     save_resume_state,
 )
 from training.config import (
-    ARCHS,
-    ATTENTIONS,
-    COMBINATIONS,
     DEVICES,
-    HEADS,
     LAYOUTS,
     OPTIMIZERS,
     ConfigError,
@@ -126,10 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--output-dir", type=Path, default=suppress, help="run directory")
     net = parser.add_argument_group("model")
     net.add_argument("--arch", choices=ARCHS, default=suppress)
-    net.add_argument("--attention", choices=ATTENTIONS, default=suppress)
-    net.add_argument("--attention-combination", choices=COMBINATIONS, default=suppress)
+    net.add_argument("--attention", choices=ATTENTION_MODES, default=suppress)
+    net.add_argument("--attention-combination", choices=ATTENTION_COMBINATIONS, default=suppress)
     net.add_argument("--head", choices=HEADS, default=suppress)
-    net.add_argument("--last-stride", type=int, choices=(1, 2), default=suppress)
+    net.add_argument("--last-stride", type=int, choices=LAST_STRIDES, default=suppress)
     net.add_argument("--pretrained", type=Path, default=suppress, help="local ImageNet weights")
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=int, default=suppress)
@@ -264,15 +260,7 @@ def prepare(config: TrainConfig) -> RunState:
         )
     seed_everything(config.seed)
     data = build_data_pipeline(config, context, pin_memory=settings.device.type == "cuda")
-    model_config = ModelConfig(
-        arch=config.arch,
-        last_stride=config.last_stride,
-        attention=config.attention,
-        num_classes=data.num_classes,
-        channel_reduction=config.channel_reduction,
-        head=config.head,
-        attention_combination=config.attention_combination,
-    )
+    model_config = config.model_config(num_classes=data.num_classes)
     network = build_model(model_config, pretrained=config.pretrained)
     criterion = ReIDCriterion(
         data.num_classes,
