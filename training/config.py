@@ -24,6 +24,9 @@ from model.config import ModelConfig
 MODEL_FIELDS: tuple[str, ...] = tuple(
     item.name for item in dataclasses.fields(ModelConfig) if item.name != "num_classes"
 )
+# Field metadata for what a resumed run must keep: what the saved optimiser state and
+# batch plan mean (optimiser, batch shape, data, seed). Model fields are always locked.
+LOCKED_ON_RESUME: Mapping[str, str] = {"resume": "locked"}
 OPTIMIZERS = ("sgd", "adam")
 LAYOUTS = ("market", "folder")
 DEVICES = ("auto", "cpu", "cuda")
@@ -45,8 +48,8 @@ class TrainConfig:
     """
 
     # Data.
-    data_dir: Path | None = None
-    layout: str = "market"
+    data_dir: Path | None = field(default=None, metadata=LOCKED_ON_RESUME)
+    layout: str = field(default="market", metadata=LOCKED_ON_RESUME)
     synthetic: bool = False
     synthetic_train_ids: int = 32
     synthetic_test_ids: int = 16
@@ -64,9 +67,9 @@ class TrainConfig:
     pretrained: Path | None = None
     # Recipe.
     epochs: int = 90
-    batch_p: int = 16
-    batch_k: int = 4
-    optimizer: str = "sgd"
+    batch_p: int = field(default=16, metadata=LOCKED_ON_RESUME)
+    batch_k: int = field(default=4, metadata=LOCKED_ON_RESUME)
+    optimizer: str = field(default="sgd", metadata=LOCKED_ON_RESUME)
     lr: float = 0.04
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -93,7 +96,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_flip: bool = False
     eval_before_training: bool = False
-    seed: int = 0
+    seed: int = field(default=0, metadata=LOCKED_ON_RESUME)
     resume: bool = False
     progress: bool = True
     plots: bool = True
@@ -194,6 +197,20 @@ class TrainConfig:
                 value = dict(value)
             out[item.name] = value
         return out
+
+
+def resume_locked_fields() -> tuple[str, ...]:
+    """Fields a resumed run must share with its saved state.
+
+    Derived from the dataclass rather than listed by name, so renaming a field
+    cannot silently unlock it: every model field (they fix the parameter layout
+    the saved weights have) plus those marked `LOCKED_ON_RESUME`.
+    """
+    return tuple(
+        item.name
+        for item in dataclasses.fields(TrainConfig)
+        if item.name in MODEL_FIELDS or item.metadata.get("resume") == "locked"
+    )
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:

@@ -58,6 +58,7 @@ from training.config import (
     build_config,
     parse_loss_weights,
     preset_names,
+    resume_locked_fields,
 )
 from training.engine import (
     EvaluationResult,
@@ -70,23 +71,6 @@ from training.loaders import DataPipeline, DataSetupError, build_data_pipeline
 from training.optim import build_optimizer, build_scheduler
 from training.plots import write_run_plots
 from training.run_log import RunLog
-
-# Config fields that must match between the saved state and a resumed run:
-# anything that changes the parameter layout or what a "step" means.
-RESUME_LOCKED = (
-    "arch",
-    "last_stride",
-    "attention",
-    "head",
-    "attention_combination",
-    "channel_reduction",
-    "optimizer",
-    "batch_p",
-    "batch_k",
-    "data_dir",
-    "layout",
-    "seed",
-)
 
 
 class UsageError(ValueError):
@@ -252,7 +236,7 @@ def prepare(config: TrainConfig) -> RunState:
     if config.resume:
         if not has_resume_state(state_dir):
             raise UsageError(f"--resume but {output} holds no resume state (expected {state_dir}/)")
-        _check_resume_compatible(config, read_resume_config(state_dir))
+        check_resume_compatible(config, read_resume_config(state_dir))
     elif has_resume_state(state_dir):
         raise UsageError(
             f"{output} already holds a run; pass --resume to continue it "
@@ -313,9 +297,10 @@ def prepare(config: TrainConfig) -> RunState:
     )
 
 
-def _check_resume_compatible(config: TrainConfig, saved: dict[str, Any]) -> None:
+def check_resume_compatible(config: TrainConfig, saved: dict[str, Any]) -> None:
+    """Refuse to continue ``saved`` (a recorded config) with a different network or setup."""
     current = config.to_dict()
-    changed = [key for key in RESUME_LOCKED if saved.get(key) != current[key]]
+    changed = [key for key in resume_locked_fields() if saved.get(key) != current[key]]
     if changed:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in changed)
         raise UsageError(f"cannot resume with a different setup ({details})")
