@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(0)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
-    settings = ComputeSettings.resolve(device, args.amp, args.channels_last)
+    compute = ComputeSettings.resolve(device, args.amp, args.channels_last)
     batch = args.batch_p * args.batch_k
     num_classes = 751
     model_config = ModelConfig(
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     network = build_model(model_config)
     criterion = ReIDCriterion(num_classes, model_config.embedding_dim, LossWeights())
-    objective = settings.prepare(TrainingObjective(network, criterion))
+    objective = compute.prepare(TrainingObjective(network, criterion))
     config = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], config)
     scheduler = build_scheduler(optimizer, config, iters_per_epoch=10_000)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     objective.train()
 
     def step() -> None:
-        train_step(objective, images, pids, optimizer, scheduler, settings)
+        train_step(objective, images, pids, optimizer, scheduler, compute)
 
     for _ in range(args.warmup):
         step()
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "batch": f"{args.batch_p}x{args.batch_k}={batch}",
         "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
         "threads": torch.get_num_threads(),
-        "bf16_autocast": settings.bf16,
-        "channels_last": settings.channels_last,
+        "bf16_autocast": compute.bf16,
+        "channels_last": compute.channels_last,
         "iterations": args.iterations,
         "median_step_s": round(median, 4),
         # CPU seconds of this process (all threads): steadier than wall time when the

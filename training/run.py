@@ -187,7 +187,7 @@ class RunState:
 
     config: TrainConfig
     context: distributed.DistributedContext
-    settings: ComputeSettings
+    compute: ComputeSettings
     data: DataPipeline
     network: ReIDNet
     criterion: ReIDCriterion
@@ -208,7 +208,7 @@ def wants_cuda(config: TrainConfig) -> bool:
     return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
 
 
-def resolve_settings(
+def resolve_compute(
     config: TrainConfig, context: distributed.DistributedContext
 ) -> ComputeSettings:
     """Device and step options (see `ComputeSettings.resolve` for what "auto" picks)."""
@@ -231,7 +231,7 @@ def prepare(config: TrainConfig) -> RunState:
     assert config.output_dir is not None
     output = config.output_dir
     context = distributed.init_from_env("cuda" if wants_cuda(config) else "cpu")
-    settings = resolve_settings(config, context)
+    compute = resolve_compute(config, context)
     state_dir = output / "resume"
     if config.resume:
         if not has_resume_state(state_dir):
@@ -243,7 +243,7 @@ def prepare(config: TrainConfig) -> RunState:
             "or choose another --output-dir"
         )
     seed_everything(config.seed)
-    data = build_data_pipeline(config, context, pin_memory=settings.device.type == "cuda")
+    data = build_data_pipeline(config, context, pin_memory=compute.device.type == "cuda")
     model_config = config.model_config(num_classes=data.num_classes)
     network = build_model(model_config, pretrained=config.pretrained)
     criterion = ReIDCriterion(
@@ -253,15 +253,15 @@ def prepare(config: TrainConfig) -> RunState:
         label_smoothing=config.label_smoothing,
         triplet_margin=config.triplet_margin,
     )
-    settings.prepare(network)
-    criterion.to(settings.device)
+    compute.prepare(network)
+    criterion.to(compute.device)
     optimizer = build_optimizer([network, criterion], config)
     scheduler = build_scheduler(optimizer, config, iters_per_epoch=data.iters_per_epoch)
     progress = Progress(epoch=0, global_step=0, best_map=-1.0, best_epoch=0)
     if config.resume:
         progress = load_resume_state(
             state_dir,
-            model=network,
+            network=network,
             criterion=criterion,
             optimizer=optimizer,
             scheduler=scheduler,
@@ -272,7 +272,7 @@ def prepare(config: TrainConfig) -> RunState:
         unused = any(weight == 0 for weight in config.loss_weights.values())
         objective = DistributedDataParallel(
             objective,
-            device_ids=[settings.device.index] if settings.device.type == "cuda" else None,
+            device_ids=[compute.device.index] if compute.device.type == "cuda" else None,
             find_unused_parameters=unused,
         )
     log = None
@@ -285,7 +285,7 @@ def prepare(config: TrainConfig) -> RunState:
     return RunState(
         config=config,
         context=context,
-        settings=settings,
+        compute=compute,
         data=data,
         network=network,
         criterion=criterion,
@@ -364,7 +364,7 @@ def fit(state: RunState) -> Progress:
             state.data.train_loader,
             state.optimizer,
             state.scheduler,
-            state.settings,
+            state.compute,
             description=f"epoch {epoch}/{config.epochs}",
             show_progress=config.progress and main_rank,
             total=state.data.iters_per_epoch,
@@ -374,7 +374,7 @@ def fit(state: RunState) -> Progress:
         images, seconds = stats.images, stats.seconds
         if state.context.enabled:
             images, seconds = distributed.all_reduce_sum(
-                [float(images), seconds], state.context, state.settings.device
+                [float(images), seconds], state.context, state.compute.device
             )
             images, seconds = int(images), seconds / state.context.world_size
         row: dict[str, Any] = {
@@ -405,7 +405,7 @@ def _evaluate(state: RunState) -> EvaluationResult:
         state.network,
         state.data.query_loader,
         state.data.gallery_loader,
-        state.settings,
+        state.compute,
         flip=state.config.eval_flip,
     )
 
@@ -443,7 +443,7 @@ def _save(state: RunState, result: EvaluationResult | None, last_metrics: dict[s
     save_checkpoint(state.network, output / "last", training_data=record, metrics=last_metrics)
     save_resume_state(
         output / "resume",
-        model=state.network,
+        network=state.network,
         criterion=state.criterion,
         optimizer=state.optimizer,
         scheduler=state.scheduler,
