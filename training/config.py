@@ -209,7 +209,7 @@ def resume_locked_fields() -> tuple[str, ...]:
     return tuple(
         item.name
         for item in dataclasses.fields(TrainConfig)
-        if item.name in MODEL_FIELDS or item.metadata.get("resume") == "locked"
+        if item.name in MODEL_FIELDS or item.metadata.get("resume") == LOCKED_ON_RESUME["resume"]
     )
 
 
