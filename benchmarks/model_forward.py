@@ -23,24 +23,24 @@ import torch
 
 from model.checkpoint import untrained_model
 from model.compute import SWITCHES, ComputeSettings
-from model.config import ARCH_CHANNELS, ModelConfig
+from model.config import ARCHS, ATTENTION_MODES, ModelConfig
 from model.network import ReIDNet
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 
 
 def measure_forward_throughput(
-    model: ReIDNet,
+    network: ReIDNet,
     batch_size: int,
     iterations: int,
     compute: ComputeSettings,
     *,
     warmup: int = 2,
 ) -> float:
-    """Images per second of ``model.embed`` run as ``compute`` says, after ``warmup``
-    untimed batches. Moves ``model`` to the device and puts it in eval mode."""
+    """Images per second of ``network.embed`` run as ``compute`` says, after ``warmup``
+    untimed batches. Moves ``network`` to the device and puts it in eval mode."""
     if batch_size < 1 or iterations < 1 or warmup < 0:
         raise ValueError("batch_size and iterations must be >= 1 and warmup >= 0")
-    compute.prepare(model).eval()
+    compute.prepare(network).eval()
     images = compute.to_device(torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH))
 
     def synchronise() -> None:
@@ -49,11 +49,11 @@ def measure_forward_throughput(
 
     with torch.inference_mode(), compute.autocast():
         for _ in range(warmup):
-            model.embed(images)
+            network.embed(images)
         synchronise()
         start = time.perf_counter()
         for _ in range(iterations):
-            model.embed(images)
+            network.embed(images)
         synchronise()
         elapsed = time.perf_counter() - start
     return batch_size * iterations / elapsed
@@ -61,10 +61,8 @@ def measure_forward_throughput(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", choices=sorted(ARCH_CHANNELS), default="resnet50")
-    parser.add_argument(
-        "--attention", choices=("both", "spatial", "channel", "none"), default="both"
-    )
+    parser.add_argument("--arch", choices=ARCHS, default="resnet50")
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="both")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
@@ -74,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")
 
-    model, _ = untrained_model(ModelConfig(arch=args.arch, attention=args.attention))
+    network, _ = untrained_model(ModelConfig(arch=args.arch, attention=args.attention))
     compute = ComputeSettings.resolve(args.device, args.amp, args.amp)
     rate = measure_forward_throughput(
-        model, args.batch_size, args.iterations, compute, warmup=args.warmup
+        network, args.batch_size, args.iterations, compute, warmup=args.warmup
     )
     result = {
         "arch": args.arch,

@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     splits = load_market1501(args.data_dir)
     query, gallery = _images(splits.query), _images(splits.gallery)
-    labels = (
+    pids_and_camids = (
         [r.pid for r in splits.query],
         [r.pid for r in splits.gallery],
         [r.camid for r in splits.query],
@@ -65,7 +65,7 @@ def main() -> None:
     )
 
     def score(query_features: object, gallery_features: object) -> dict[str, float]:
-        metrics = compute_reid_metrics(query_features, gallery_features, *labels)
+        metrics = compute_reid_metrics(query_features, gallery_features, *pids_and_camids)
         return {"mAP": round(metrics.mAP, 3), "rank1": round(metrics.rank1, 3)}
 
     results = {

@@ -28,10 +28,10 @@ import torch
 
 import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
 from model.compute import SWITCHES, ComputeSettings
-from model.config import ModelConfig
+from model.config import ARCHS, ATTENTION_MODES, LAST_STRIDES, ModelConfig
 from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
-from training.config import ARCHS, ATTENTIONS, from_mapping
+from training.config import from_mapping
 from training.engine import TrainingObjective, train_step
 from training.optim import build_optimizer, build_scheduler
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(0)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
-    settings = ComputeSettings.resolve(device, args.amp, args.channels_last)
+    compute = ComputeSettings.resolve(device, args.amp, args.channels_last)
     batch = args.batch_p * args.batch_k
     num_classes = 751
     model_config = ModelConfig(
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     network = build_model(model_config)
     criterion = ReIDCriterion(num_classes, model_config.embedding_dim, LossWeights())
-    objective = settings.prepare(TrainingObjective(network, criterion))
+    objective = compute.prepare(TrainingObjective(network, criterion))
     config = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], config)
     scheduler = build_scheduler(optimizer, config, iters_per_epoch=10_000)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     objective.train()
 
     def step() -> None:
-        train_step(objective, images, pids, optimizer, scheduler, settings)
+        train_step(objective, images, pids, optimizer, scheduler, compute)
 
     for _ in range(args.warmup):
         step()
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "batch": f"{args.batch_p}x{args.batch_k}={batch}",
         "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
         "threads": torch.get_num_threads(),
-        "bf16_autocast": settings.bf16,
-        "channels_last": settings.channels_last,
+        "bf16_autocast": compute.bf16,
+        "channels_last": compute.channels_last,
         "iterations": args.iterations,
         "median_step_s": round(median, 4),
         # CPU seconds of this process (all threads): steadier than wall time when the
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=ARCHS, default="resnet50")
-    parser.add_argument("--attention", choices=ATTENTIONS, default="both")
-    parser.add_argument("--last-stride", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="both")
+    parser.add_argument("--last-stride", type=int, choices=LAST_STRIDES, default=1)
     parser.add_argument("--batch-p", type=int, default=16)
     parser.add_argument("--batch-k", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

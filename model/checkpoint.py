@@ -118,13 +118,13 @@ def weights_version(weights: bytes) -> str:
     return hashlib.sha256(weights).hexdigest()[:_VERSION_HEX_CHARS]
 
 
-def _serialise_weights(model: ReIDNet) -> bytes:
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+def _serialise_weights(network: ReIDNet) -> bytes:
+    state = {key: value.detach().cpu().contiguous() for key, value in network.state_dict().items()}
     return save_safetensors(state, metadata={"format": "reid"})
 
 
 def save_checkpoint(
-    model: ReIDNet,
+    network: ReIDNet,
     directory: Path,
     *,
     training_data: dict[str, Any],
@@ -138,10 +138,10 @@ def save_checkpoint(
     never new weights beside an old card.
     """
     directory = Path(directory)
-    weights = _serialise_weights(model)
+    weights = _serialise_weights(network)
     card = ModelCard(
-        config=model.config,
-        embedding_dim=model.config.embedding_dim,
+        config=network.config,
+        embedding_dim=network.config.embedding_dim,
         training_data=training_data,
         metrics=metrics,
         version=weights_version(weights),
@@ -204,10 +204,10 @@ def load_checkpoint(
             f"{directory / CARD_FILE} describes weights version {card.version} but "
             f"{WEIGHTS_FILE} has version {actual_version}: card and weights do not belong together"
         )
-    model = build_model(card.config)
-    _check_state_matches(model, state, card)
-    model.load_state_dict(state)
-    return model.to(map_location).eval(), card
+    network = build_model(card.config)
+    _check_state_matches(network, state, card)
+    network.load_state_dict(state)
+    return network.to(map_location).eval(), card
 
 
 def read_model_card(path: Path) -> ModelCard:
@@ -253,8 +253,8 @@ def _parse_weights(weights: bytes, path: Path) -> dict[str, torch.Tensor]:
         ) from error
 
 
-def _check_state_matches(model: ReIDNet, state: dict[str, torch.Tensor], card: ModelCard) -> None:
-    mismatch = describe_mismatch(model.state_dict(), state)
+def _check_state_matches(network: ReIDNet, state: dict[str, torch.Tensor], card: ModelCard) -> None:
+    mismatch = describe_mismatch(network.state_dict(), state)
     if mismatch:
         raise CheckpointError(
             f"weights do not fit the architecture in the model card "
@@ -278,14 +278,14 @@ def untrained_model(config: ModelConfig | None = None, seed: int = 0) -> tuple[R
     config = config or ModelConfig()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(config)
+        network = build_model(config)
     card = ModelCard(
         config=config,
         embedding_dim=config.embedding_dim,
         training_data={"seed": seed},
         metrics={},
-        version=_UNTRAINED_PREFIX + weights_version(_serialise_weights(model)),
+        version=_UNTRAINED_PREFIX + weights_version(_serialise_weights(network)),
         trained=False,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    return model.eval(), card
+    return network.eval(), card

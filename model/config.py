@@ -3,6 +3,10 @@
 A frozen dataclass, validated on construction, so a model card read from disk
 can never describe a network that ``build_model`` would build differently (or
 not at all): a bad value fails here, naming the key, not deep inside torch.
+
+This module owns the architecture's vocabulary: the trainer's flags and config
+validation use these tuples and `ModelConfig` itself, so a new backbone or head
+is added in one place.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ ARCH_CHANNELS: dict[str, tuple[int, int]] = {
     "resnet50": (1024, 2048),
     "resnet101": (1024, 2048),
 }
+ARCHS = tuple(ARCH_CHANNELS)
+LAST_STRIDES = (1, 2)
 ATTENTION_MODES = ("both", "spatial", "channel", "none")
 HEADS = ("bnneck", "two_fc")
 ATTENTION_COMBINATIONS = ("residual", "multiplicative")
@@ -41,13 +47,12 @@ class ModelConfig:
     attention_combination: str = "multiplicative"
 
     def __post_init__(self) -> None:
-        _check_choice("arch", self.arch, tuple(ARCH_CHANNELS))
+        _check_choice("arch", self.arch, ARCHS)
         _check_choice("attention", self.attention, ATTENTION_MODES)
         _check_choice("head", self.head, HEADS)
         _check_choice("attention_combination", self.attention_combination, ATTENTION_COMBINATIONS)
         _check_int("last_stride", self.last_stride)
-        if self.last_stride not in (1, 2):
-            raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
+        _check_choice("last_stride", self.last_stride, LAST_STRIDES)
         _check_int("num_classes", self.num_classes)
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
@@ -90,9 +95,10 @@ class ModelConfig:
         return cls(**data)
 
 
-def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+def _check_choice(key: str, value: object, choices: tuple[object, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+        allowed = ", ".join(str(choice) for choice in choices)
+        raise ValueError(f"{key} must be one of {allowed}; got {value!r}")
 
 
 def _check_int(key: str, value: object) -> None:

@@ -28,17 +28,17 @@ OUTPUT_NAME = "embedding"
 class EmbeddingModel(nn.Module):
     """Exposes ``embed`` as ``forward``: exporters trace ``forward`` only."""
 
-    def __init__(self, model: ReIDNet) -> None:
+    def __init__(self, network: ReIDNet) -> None:
         super().__init__()
-        self.model = model
+        self.network = network
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(images)
+        return self.network.embed(images)
 
 
-def _export_copy(model: ReIDNet) -> EmbeddingModel:
-    # A CPU, eval-mode copy: exporting must not flip the caller's model out of training.
-    return EmbeddingModel(copy.deepcopy(model).cpu().eval())
+def _export_copy(network: ReIDNet) -> EmbeddingModel:
+    # A CPU, eval-mode copy: exporting must not flip the caller's network out of training.
+    return EmbeddingModel(copy.deepcopy(network).cpu().eval())
 
 
 @contextmanager
@@ -61,11 +61,11 @@ def _example_batch(batch_size: int = 2) -> torch.Tensor:
     return torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH)
 
 
-def export_onnx(model: ReIDNet, path: Path) -> Path:
+def export_onnx(network: ReIDNet, path: Path) -> Path:
     """Write an ONNX graph with a dynamic batch axis."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = _export_copy(model)
+    wrapper = _export_copy(network)
     # dynamo=False: the dynamo exporter (torch's default) needs onnxscript, which
     # is not installed; the TorchScript-based exporter handles this static graph.
     with _quiet_tracing():
@@ -82,11 +82,11 @@ def export_onnx(model: ReIDNet, path: Path) -> Path:
     return path
 
 
-def export_torchscript(model: ReIDNet, path: Path) -> Path:
+def export_torchscript(network: ReIDNet, path: Path) -> Path:
     """Write a traced TorchScript module; tracing fixes the crop size, not the batch size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = _export_copy(model)
+    wrapper = _export_copy(network)
     with torch.no_grad(), _quiet_tracing():
         traced = torch.jit.trace(wrapper, (_example_batch(),))
     traced.save(str(path))

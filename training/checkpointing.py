@@ -30,6 +30,9 @@ STATE_FORMAT = "reid-trainer-state"
 STATE_VERSION = 1
 TENSORS_FILE = "trainer_state.safetensors"
 JSON_FILE = "trainer_state.json"
+# Key prefix of the network's tensors in TENSORS_FILE. Part of the on-disk format, so it
+# stays "model." and states written by earlier versions keep loading.
+_NETWORK_PREFIX = "model."
 
 
 class ResumeError(ValueError):
@@ -49,7 +52,7 @@ class Progress:
 def save_resume_state(
     directory: Path,
     *,
-    model: nn.Module,
+    network: nn.Module,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -58,7 +61,7 @@ def save_resume_state(
 ) -> None:
     """Write the full state to ``directory`` (replaced atomically as a whole)."""
     tensors: dict[str, torch.Tensor] = {}
-    tensors.update(_prefixed("model.", model.state_dict()))
+    tensors.update(_prefixed(_NETWORK_PREFIX, network.state_dict()))
     tensors.update(_prefixed("criterion.", criterion.state_dict()))
     optimizer_json = _flatten_optimizer(optimizer.state_dict(), tensors)
     rng_json = _capture_rng(tensors)
@@ -102,7 +105,7 @@ def read_resume_config(directory: Path) -> dict[str, Any]:
 def load_resume_state(
     directory: Path,
     *,
-    model: nn.Module,
+    network: nn.Module,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -115,7 +118,7 @@ def load_resume_state(
     except (OSError, SafetensorError) as error:
         raise ResumeError(f"cannot read {directory / TENSORS_FILE}: {error}") from error
     try:
-        model.load_state_dict(_unprefixed("model.", tensors))
+        network.load_state_dict(_unprefixed(_NETWORK_PREFIX, tensors))
         criterion.load_state_dict(_unprefixed("criterion.", tensors))
         optimizer.load_state_dict(_unflatten_optimizer(document["optimizer"], tensors))
         scheduler.load_state_dict(document["scheduler"])
@@ -124,7 +127,7 @@ def load_resume_state(
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ResumeError(
             f"resume state in {directory} does not fit this run "
-            f"(different model or optimiser?): {error}"
+            f"(different network or optimiser?): {error}"
         ) from error
 
 

@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from model.compute import SWITCHES
+from model.config import ModelConfig
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
-ATTENTIONS = ("both", "spatial", "channel", "none")
-HEADS = ("bnneck", "two_fc")
-COMBINATIONS = ("multiplicative", "residual")
+# ModelConfig's fields that a run sets; the class count is not one, the dataset decides it.
+MODEL_FIELDS: tuple[str, ...] = tuple(
+    item.name for item in dataclasses.fields(ModelConfig) if item.name != "num_classes"
+)
+# Field metadata for what a resumed run must keep: what the saved optimiser state and
+# batch plan mean (optimiser, batch shape, data, seed). Model fields are always locked.
+LOCKED_ON_RESUME: Mapping[str, str] = {"resume": "locked"}
 OPTIMIZERS = ("sgd", "adam")
 LAYOUTS = ("market", "folder")
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,11 +39,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run (paths, model, recipe, runtime)."""
+    """Everything that determines a training run (paths, model, recipe, runtime).
+
+    The model fields are `ModelConfig`'s own, by the same names and defaults, so
+    presets, flags and the recorded ``config.json`` stay one flat table;
+    `model_config` derives the network's description from them and is also what
+    validates them, so the architecture's rules live only in ``model/config.py``.
+    """
 
     # Data.
-    data_dir: Path | None = None
-    layout: str = "market"
+    data_dir: Path | None = field(default=None, metadata=LOCKED_ON_RESUME)
+    layout: str = field(default="market", metadata=LOCKED_ON_RESUME)
     synthetic: bool = False
     synthetic_train_ids: int = 32
     synthetic_test_ids: int = 16
@@ -47,19 +57,19 @@ class TrainConfig:
     synthetic_images_per_id_per_camera: int = 2
     eval_dir: Path | None = None  # Market-1501 folder whose query/gallery to evaluate on
     output_dir: Path | None = None
-    # Model.
-    arch: str = "resnet50"
-    last_stride: int = 1
-    attention: str = "both"
-    head: str = "bnneck"
-    attention_combination: str = "multiplicative"
-    channel_reduction: int = 16
+    # Model: every field in MODEL_FIELDS.
+    arch: str = ModelConfig.arch
+    last_stride: int = ModelConfig.last_stride
+    attention: str = ModelConfig.attention
+    head: str = ModelConfig.head
+    attention_combination: str = ModelConfig.attention_combination
+    channel_reduction: int = ModelConfig.channel_reduction
     pretrained: Path | None = None
     # Recipe.
     epochs: int = 90
-    batch_p: int = 16
-    batch_k: int = 4
-    optimizer: str = "sgd"
+    batch_p: int = field(default=16, metadata=LOCKED_ON_RESUME)
+    batch_k: int = field(default=4, metadata=LOCKED_ON_RESUME)
+    optimizer: str = field(default="sgd", metadata=LOCKED_ON_RESUME)
     lr: float = 0.04
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -86,23 +96,23 @@ class TrainConfig:
     eval_every: int = 10
     eval_flip: bool = False
     eval_before_training: bool = False
-    seed: int = 0
+    seed: int = field(default=0, metadata=LOCKED_ON_RESUME)
     resume: bool = False
     progress: bool = True
     plots: bool = True
     plot_queries: int = 6
 
     def __post_init__(self) -> None:
+        try:
+            # Any valid class count will do: this only checks the architecture fields.
+            self.model_config(num_classes=1)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
         _check_choice("layout", self.layout, LAYOUTS)
-        _check_choice("arch", self.arch, ARCHS)
-        _check_choice("attention", self.attention, ATTENTIONS)
-        _check_choice("head", self.head, HEADS)
-        _check_choice("attention_combination", self.attention_combination, COMBINATIONS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("amp", self.amp, SWITCHES)
         _check_choice("channels_last", self.channels_last, SWITCHES)
-        _check_choice("last_stride", self.last_stride, (1, 2))
         for name in (
             "epochs",
             "batch_p",
@@ -115,7 +125,6 @@ class TrainConfig:
         ):
             _check_at_least(name, getattr(self, name), 1)
         _check_at_least("batch_p", self.batch_p, 2)  # batch-hard mining needs negatives
-        _check_at_least("channel_reduction", self.channel_reduction, 1)
         for name in ("warmup_epochs", "workers", "seed", "plot_queries"):
             _check_at_least(name, getattr(self, name), 0)
         if not self.lr > 0:
@@ -165,6 +174,12 @@ class TrainConfig:
     def batch_size(self) -> int:
         return self.batch_p * self.batch_k
 
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The network this run trains, classifying the dataset's ``num_classes`` identities."""
+        return ModelConfig(
+            **{name: getattr(self, name) for name in MODEL_FIELDS}, num_classes=num_classes
+        )
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed, validated like any other layer."""
         return from_mapping(changes, base=self)
@@ -182,6 +197,20 @@ class TrainConfig:
                 value = dict(value)
             out[item.name] = value
         return out
+
+
+def resume_locked_fields() -> tuple[str, ...]:
+    """Fields a resumed run must share with its saved state.
+
+    Derived from the dataclass rather than listed by name, so renaming a field
+    cannot silently unlock it: every model field (they fix the parameter layout
+    the saved weights have) plus those marked `LOCKED_ON_RESUME`.
+    """
+    return tuple(
+        item.name
+        for item in dataclasses.fields(TrainConfig)
+        if item.name in MODEL_FIELDS or item.metadata.get("resume") == LOCKED_ON_RESUME["resume"]
+    )
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:

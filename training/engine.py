@@ -34,15 +34,15 @@ class TrainingObjective(nn.Module):
     parameters (the pair-verification head) along with the network's.
     """
 
-    def __init__(self, model: ReIDNet, criterion: nn.Module) -> None:
+    def __init__(self, network: ReIDNet, criterion: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.network = network
         self.criterion = criterion
 
     def forward(
         self, images: torch.Tensor, pids: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.criterion(self.model(images), pids)
+        return self.criterion(self.network(images), pids)
 
 
 @dataclass
@@ -68,12 +68,12 @@ def train_step(
     pids: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    settings: ComputeSettings,
+    compute: ComputeSettings,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One optimisation step on one batch; the throughput benchmark times exactly this."""
-    images = settings.to_device(images)
-    pids = pids.to(settings.device, non_blocking=True)
-    with settings.autocast():
+    images = compute.to_device(images)
+    pids = pids.to(compute.device, non_blocking=True)
+    with compute.autocast():
         loss, terms = objective(images, pids)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -87,7 +87,7 @@ def train_one_epoch(
     loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    settings: ComputeSettings,
+    compute: ComputeSettings,
     *,
     description: str = "train",
     show_progress: bool = True,
@@ -108,7 +108,7 @@ def train_one_epoch(
         dynamic_ncols=True,
     )
     for images, pids, _camids in bar:
-        loss, terms = train_step(objective, images, pids, optimizer, scheduler, settings)
+        loss, terms = train_step(objective, images, pids, optimizer, scheduler, compute)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(
@@ -133,7 +133,7 @@ def train_one_epoch(
 
 @dataclass
 class SplitFeatures:
-    """Embeddings of one evaluation split, row-aligned with its labels."""
+    """Embeddings of one evaluation split, row-aligned with its pids and camids."""
 
     features: torch.Tensor
     pids: torch.Tensor
@@ -141,13 +141,13 @@ class SplitFeatures:
 
 
 def extract_split(
-    model: ReIDNet,
+    network: ReIDNet,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     compute: ComputeSettings,
     *,
     flip: bool = False,
 ) -> SplitFeatures:
-    """Embed a query or gallery split; labels are gathered as the batches stream by."""
+    """Embed a query or gallery split; pids and camids are gathered as the batches stream by."""
     pids: list[torch.Tensor] = []
     camids: list[torch.Tensor] = []
 
@@ -157,7 +157,7 @@ def extract_split(
             camids.append(torch.as_tensor(batch_camids))
             yield batch
 
-    features = extract_features(model, images(), compute=compute, flip=flip)
+    features = extract_features(network, images(), compute=compute, flip=flip)
     return SplitFeatures(features=features, pids=torch.cat(pids), camids=torch.cat(camids))
 
 
@@ -169,16 +169,16 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: ReIDNet,
+    network: ReIDNet,
     query_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     gallery_loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-    settings: ComputeSettings,
+    compute: ComputeSettings,
     *,
     flip: bool = False,
 ) -> EvaluationResult:
-    """Market-1501 protocol metrics of ``model`` on a query/gallery split."""
-    query = extract_split(model, query_loader, settings, flip=flip)
-    gallery = extract_split(model, gallery_loader, settings, flip=flip)
+    """Market-1501 protocol metrics of ``network`` on a query/gallery split."""
+    query = extract_split(network, query_loader, compute, flip=flip)
+    gallery = extract_split(network, gallery_loader, compute, flip=flip)
     metrics = compute_reid_metrics(
         query.features,
         gallery.features,

@@ -256,16 +256,16 @@ def _check_feature_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
                 f"--features: {split}_features in {path} must be a 2-D float array (N, D), "
                 f"got shape {features.shape} and dtype {features.dtype}"
             )
-        for labels in (f"{split}_pids", f"{split}_camids"):
-            values = arrays[labels]
+        for ids_key in (f"{split}_pids", f"{split}_camids"):
+            values = arrays[ids_key]
             if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
                 raise UsageError(
-                    f"--features: {labels} in {path} must be a 1-D integer array, "
+                    f"--features: {ids_key} in {path} must be a 1-D integer array, "
                     f"got shape {values.shape} and dtype {values.dtype}"
                 )
             if len(values) != len(features):
                 raise UsageError(
-                    f"--features: {labels} in {path} has {len(values)} entries but "
+                    f"--features: {ids_key} in {path} has {len(values)} entries but "
                     f"{split}_features has {len(features)} rows"
                 )
     query_dim = arrays["query_features"].shape[1]
@@ -304,7 +304,7 @@ def _embed_market_folder(
     from model.checkpoint import CheckpointError, load_checkpoint
 
     try:
-        model, card = load_checkpoint(args.checkpoint)
+        network, card = load_checkpoint(args.checkpoint)
     except CheckpointError as error:
         raise UsageError(f"--checkpoint: {error}") from None
 
@@ -322,7 +322,7 @@ def _embed_market_folder(
         )
         try:
             compute = ComputeSettings.resolve(device, args.amp, args.amp)
-            features = extract_features(model, progress, compute=compute, flip=args.flip)
+            features = extract_features(network, progress, compute=compute, flip=args.flip)
         finally:
             progress.close()
         arrays[f"{split}_features"] = features.numpy()

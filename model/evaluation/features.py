@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def extract_features(
-    model: ReIDNet,
+    network: ReIDNet,
     batches: Iterable[torch.Tensor],
     *,
     compute: ComputeSettings,
@@ -23,15 +23,15 @@ def extract_features(
 ) -> torch.Tensor:
     """Embed every image of ``batches`` (each (B, 3, H, W)); returns (N, D) float32 on the CPU.
 
-    The model is moved and laid out as ``compute`` says and run in eval mode under
+    The network is moved and laid out as ``compute`` says and run in eval mode under
     ``inference_mode`` (its previous train/eval mode is restored afterwards).
 
     ``flip`` adds the embedding of the horizontally mirrored crop before re-normalising:
     a pedestrian seen from the left is the same person seen from the right, and this
     test-time augmentation averages out the network's left/right asymmetries.
     """
-    was_training = model.training
-    compute.prepare(model).eval()
+    was_training = network.training
+    compute.prepare(network).eval()
     embeddings: list[torch.Tensor] = []
     try:
         with torch.inference_mode(), compute.autocast():
@@ -41,12 +41,12 @@ def extract_features(
                         f"expected image batches of shape (B, 3, H, W), got {tuple(batch.shape)}"
                     )
                 images = compute.to_device(batch)
-                embedding = model.embed(images).float()
+                embedding = network.embed(images).float()
                 if flip:
-                    embedding = embedding + model.embed(images.flip(3)).float()
+                    embedding = embedding + network.embed(images.flip(3)).float()
                 embeddings.append(F.normalize(embedding, dim=1).cpu())
     finally:
-        model.train(was_training)
+        network.train(was_training)
     if not embeddings:
         raise ValueError("no image batches were given, so there is nothing to embed")
     return torch.cat(embeddings)

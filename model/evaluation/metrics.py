@@ -114,10 +114,10 @@ def compute_reid_metrics(
             f"query and gallery feature dimensions differ: {query.shape[1]} vs {gallery.shape[1]}"
         )
     num_query, num_gallery = query.shape[0], gallery.shape[0]
-    q_pids = _labels(query_pids, "query_pids", num_query, query.device)
-    g_pids = _labels(gallery_pids, "gallery_pids", num_gallery, query.device)
-    q_cams = _labels(query_camids, "query_camids", num_query, query.device)
-    g_cams = _labels(gallery_camids, "gallery_camids", num_gallery, query.device)
+    q_pids = _id_vector(query_pids, "query_pids", num_query, query.device)
+    g_pids = _id_vector(gallery_pids, "gallery_pids", num_gallery, query.device)
+    q_cams = _id_vector(query_camids, "query_camids", num_query, query.device)
+    g_cams = _id_vector(gallery_camids, "gallery_camids", num_gallery, query.device)
 
     distances_to = _distance_function(metric, query, gallery)
     same_pid = _SamePidIndex(g_pids)
@@ -222,7 +222,8 @@ def _features(values: ArrayLike, name: str, device: torch.device | None) -> torc
     return tensor
 
 
-def _labels(values: ArrayLike, name: str, length: int, device: torch.device) -> torch.Tensor:
+def _id_vector(values: ArrayLike, name: str, length: int, device: torch.device) -> torch.Tensor:
+    """One integer id (pid or camid) per feature row, as int64 on ``device``."""
     tensor = torch.as_tensor(values, device=device)
     if tensor.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from model.config import ModelConfig
 from training.config import (
+    MODEL_FIELDS,
     ConfigError,
     TrainConfig,
     build_config,
@@ -116,3 +119,49 @@ def test_to_dict_round_trips_through_from_mapping():
     again = from_mapping(config.to_dict())
     assert again == config
     assert again.data_dir == Path("/data/market")
+
+
+def test_every_model_field_is_a_run_field_with_the_same_default():
+    run_fields = {item.name: item for item in dataclasses.fields(TrainConfig)}
+    model_fields = {item.name: item for item in dataclasses.fields(ModelConfig)}
+    assert set(MODEL_FIELDS) == set(model_fields) - {"num_classes"}
+    for name in MODEL_FIELDS:
+        assert name in run_fields, name
+        assert run_fields[name].default == model_fields[name].default, name
+
+
+def test_model_config_is_derived_from_the_run_fields():
+    config = from_mapping(
+        {
+            "arch": "resnet18",
+            "last_stride": 2,
+            "attention": "channel",
+            "head": "two_fc",
+            "attention_combination": "residual",
+            "channel_reduction": 8,
+        }
+    )
+    assert config.model_config(num_classes=7) == ModelConfig(
+        arch="resnet18",
+        last_stride=2,
+        attention="channel",
+        num_classes=7,
+        channel_reduction=8,
+        head="two_fc",
+        attention_combination="residual",
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"head": "mlp"}, "head"),
+        ({"attention_combination": "additive"}, "attention_combination"),
+        ({"last_stride": 3}, "last_stride"),
+        # The bound depends on the architecture, which only ModelConfig knows.
+        ({"arch": "resnet18", "channel_reduction": 512}, "channel_reduction"),
+    ],
+)
+def test_model_fields_are_validated_by_model_config(values, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        from_mapping(values)

@@ -49,7 +49,7 @@ def test_round_trip_continues_identically(tmp_path, optimizer_name):
     progress = Progress(epoch=1, global_step=4, best_map=0.25, best_epoch=1)
     save_resume_state(
         tmp_path / "resume",
-        model=network,
+        network=network,
         criterion=criterion,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -67,7 +67,7 @@ def test_round_trip_continues_identically(tmp_path, optimizer_name):
     np.random.seed(0)
     restored = load_resume_state(
         tmp_path / "resume",
-        model=fresh[0],
+        network=fresh[0],
         criterion=fresh[1],
         optimizer=fresh[2],
         scheduler=fresh[3],
@@ -85,7 +85,7 @@ def test_state_files_hold_no_pickle(tmp_path):
     _train_steps(network, criterion, optimizer, scheduler, 1)
     save_resume_state(
         tmp_path,
-        model=network,
+        network=network,
         criterion=criterion,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -99,7 +99,7 @@ def test_state_files_hold_no_pickle(tmp_path):
 
 def test_missing_damaged_and_mismatched_state(tmp_path):
     network, criterion, optimizer, scheduler = _objects("sgd", seed=0)
-    kwargs = {"model": network, "criterion": criterion, "optimizer": optimizer}
+    kwargs = {"network": network, "criterion": criterion, "optimizer": optimizer}
     with pytest.raises(ResumeError, match="no resume state"):
         load_resume_state(tmp_path / "absent", scheduler=scheduler, **kwargs)
     save_resume_state(
@@ -113,7 +113,7 @@ def test_missing_damaged_and_mismatched_state(tmp_path):
     with pytest.raises(ResumeError, match="does not fit"):
         load_resume_state(
             tmp_path / "state",
-            model=other,
+            network=other,
             criterion=criterion,
             optimizer=optimizer,
             scheduler=scheduler,

@@ -38,14 +38,13 @@ from model.evaluation.market_layout import (
     QUERY_FOLDER,
     TRAIN_FOLDER,
 )
-from training.data.rendering import (
+from training.data.appearance import (
     Appearance,
     CameraStyle,
     appearance_from_rng,
     camera_from_rng,
-    render_crop,
-    render_fragment,
 )
+from training.data.rendering import render_crop, render_fragment
 
 MANIFEST_NAME = "synthetic_market.json"
 MAX_CAMERAS = 9  # Market-1501 tools commonly read the camera as one digit.
