@@ -13,12 +13,12 @@ typed: every query is parameterised.
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.gallery.client_json import load_client_json
 from app.gallery.errors import InvalidField, MetadataTooLarge
 
 IDENTITY_MAX_CHARS = 128
@@ -75,11 +75,6 @@ def check_source(value: str | None) -> str | None:
     return None if value is None else _check_label("source", value, SOURCE_MAX_CHARS)
 
 
-def _refuse_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON, and PostgreSQL would refuse them later.
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def parse_metadata(raw: str | None, max_bytes: int) -> dict[str, Any] | None:
     """Parse the ``metadata`` form field: a JSON object of bounded size."""
     if raw is None or raw == "":
@@ -90,12 +85,7 @@ def parse_metadata(raw: str | None, max_bytes: int) -> dict[str, Any] | None:
             f"metadata is {size} bytes; the limit is {max_bytes} (REID_MAX_METADATA_BYTES)",
             {"field": "metadata", "bytes": size, "limit": max_bytes},
         )
-    try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:
-        raise InvalidField(
-            f"metadata is not valid JSON: {error}", {"field": "metadata"}, code="invalid_metadata"
-        ) from error
+    value = load_client_json(raw, "metadata", _invalid_metadata)
     if not isinstance(value, dict):
         raise InvalidField(
             f"metadata must be a JSON object, got {type(value).__name__}",
@@ -105,11 +95,28 @@ def parse_metadata(raw: str | None, max_bytes: int) -> dict[str, Any] | None:
     return value
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """Timestamps without a zone are taken as UTC."""
+def _invalid_metadata(message: str) -> InvalidField:
+    return InvalidField(message, {"field": "metadata"}, code="invalid_metadata")
+
+
+def as_utc(value: datetime | None, field: str) -> datetime | None:
+    """Timestamps without a zone are taken as UTC; one that UTC cannot hold is refused.
+
+    ``9999-12-31T23:59:59-01:00`` is a valid ISO-8601 time whose UTC form lies
+    past the calendar's end (and ``0001-01-01T00:00:00+01:00`` before its start).
+    """
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidField(
+            f"{field} {value.isoformat()} lies outside the years 1-9999 once converted to UTC",
+            {"field": field},
+            code="invalid_timestamp",
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class EntryFields:
         return cls(
             identity=check_identity(identity),
             camera=check_camera(camera),
-            captured_at=as_utc(captured_at),
+            captured_at=as_utc(captured_at, "captured_at"),
             source=check_source(source),
             extra=parse_metadata(metadata, max_metadata_bytes),
         )

@@ -52,7 +52,8 @@ class QueryFilters:
                 {"field": "camera"},
                 code="camera_required",
             )
-        after, before = as_utc(captured_after), as_utc(captured_before)
+        after = as_utc(captured_after, "captured_after")
+        before = as_utc(captured_before, "captured_before")
         if after is not None and before is not None and after > before:
             raise InvalidQuery(
                 "captured_after is later than captured_before",

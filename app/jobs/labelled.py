@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.gallery import Gallery
+from app.gallery.client_json import load_client_json
 from app.gallery.entry_fields import check_camera, check_identity
 from app.inference.decoding import Upload
 from app.jobs.errors import EmptyGallery, GalleryTooLarge, InvalidLabels, JobFailed
@@ -60,10 +61,7 @@ def parse_labels(identities: str | None, cameras: str | None, count: int) -> Que
 def _json_list(raw: str | None, field: str, length: int) -> list[Any] | None:
     if raw is None:
         return None
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        raise InvalidLabels(f"{field} is not valid JSON: {error}", {"field": field}) from error
+    value = load_client_json(raw, field, lambda message: InvalidLabels(message, {"field": field}))
     if not isinstance(value, list) or len(value) != length:
         raise InvalidLabels(
             f"{field} must be a JSON array with one item per image ({length})", {"field": field}
@@ -135,6 +133,13 @@ async def run(
             for owner in gallery_owners
         ]
     )
+    enrolled = {owner.identity for owner in owners.values()}
+    unmatched = sum(1 for i in query.kept if labels["identities"][i] not in enrolled)
+    if unmatched == len(query.kept):
+        raise JobFailed(
+            "none of the query identities is enrolled in the gallery, so nothing can be ranked",
+            code="no_matching_identity",
+        )
     query_pids = np.array([code(identity_codes, labels["identities"][i]) for i in query.kept])
     query_cams = np.array(
         [
@@ -151,7 +156,6 @@ async def run(
         query_cams,
         gallery_cams,
     )
-    enrolled = {owner.identity for owner in owners.values()}
     skipped = [
         {"file": labels["filenames"][int(item["file"])], "code": item["code"]}
         for item in query.skipped
@@ -162,9 +166,7 @@ async def run(
             "query_images": len(names),
             "gallery_entries": len(gallery_ids),
             "undecodable_skipped": len(skipped),
-            "queries_without_gallery_identity": sum(
-                1 for i in query.kept if labels["identities"][i] not in enrolled
-            ),
+            "queries_without_gallery_identity": unmatched,
         },
         "skipped": skipped[:MAX_LISTED_SKIPS],
         "timings": {

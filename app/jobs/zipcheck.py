@@ -181,8 +181,13 @@ def plan_market_zip(members: list[zipfile.ZipInfo]) -> MarketPlan:
 
 def read_member(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
     """Read one member, refusing to expand past ``max_bytes`` whatever its header says."""
-    with archive.open(name) as handle:
-        data = handle.read(max_bytes + 1)
+    try:
+        with archive.open(name) as handle:
+            data = handle.read(max_bytes + 1)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:  # a failed CRC, a cut-off member
+        raise InvalidZip(
+            f"zip member {name!r} cannot be read: {error}", {"member": name}
+        ) from error
     if len(data) > max_bytes:
         raise ZipOverLimit(
             f"zip member {name!r} expands past {max_bytes} bytes",
