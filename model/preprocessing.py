@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 INPUT_HEIGHT = 256
 INPUT_WIDTH = 128
@@ -20,6 +20,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000
+
+# What a transparent pixel shows: the ImageNet mean, i.e. exactly 0 after normalisation,
+# so transparency carries no colour the network could mistake for clothing.
+_TRANSPARENT_BACKDROP = tuple(round(255 * m) for m in IMAGENET_MEAN)
+# Modes holding more than 8 bits per sample, and the largest value each can hold.
+_WIDE_GREY_MAX = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I": 65535}
 
 # ImageNet normalisation folded into one multiply-add: (x / 255 - mean) / std.
 _SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).astype(np.float32)
@@ -69,7 +75,7 @@ def decode_image(
                     f"the limit is {max_pixels}",
                 )
             image.load()
-            return image.convert("RGB")
+            return as_upright_rgb(image)
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -82,6 +88,28 @@ def decode_image(
         raise ImageDecodeError(
             "invalid_image", f"not a decodable image (truncated or corrupt): {error}"
         ) from error
+
+
+def as_upright_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB as a person would see the file: EXIF orientation applied, every mode mapped.
+
+    Pillow's own ``convert("RGB")`` clips 16-bit grey to white (every such crop would
+    match every other at 1.0) and drops alpha onto whatever colour hides under it.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _WIDE_GREY_MAX:  # 16-bit PNG grey: scale, don't clip
+        samples = np.asarray(image, dtype=np.float64)
+        scaled = np.clip(samples * (255.0 / _WIDE_GREY_MAX[image.mode]), 0, 255)
+        return Image.fromarray(np.rint(scaled).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":
+        raise ImageDecodeError("unsupported_format", "floating-point images are not allowed")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in {"RGBA", "LA", "PA", "La", "RGBa"}:
+        rgba = image.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (*_TRANSPARENT_BACKDROP, 255))
+        return Image.alpha_composite(backdrop, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def resize(image: Image.Image) -> Image.Image:

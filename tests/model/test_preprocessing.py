@@ -17,9 +17,9 @@ from model.preprocessing import (
 )
 
 
-def _encode(image: Image.Image, fmt: str) -> bytes:
+def _encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
@@ -68,3 +68,58 @@ def test_pixel_limit_is_checked_before_decoding() -> None:
     with pytest.raises(ImageDecodeError) as info:
         decode_image(data, max_pixels=1_000_000)
     assert info.value.code == "too_many_pixels"
+
+
+def _grey_ramp(high: int, dtype: type) -> np.ndarray:
+    return np.linspace(0, high, 64 * 32).reshape(64, 32).astype(dtype)
+
+
+# Every mode the allowed formats can hand over, with the 8-bit grey it should become.
+MODE_CASES = {
+    "L": (Image.fromarray(_grey_ramp(255, np.uint8)), _grey_ramp(255, np.uint8)),
+    "I;16": (Image.fromarray(_grey_ramp(65535, np.uint16)), _grey_ramp(255, np.uint8)),
+    "1": (Image.fromarray(_grey_ramp(255, np.uint8)).convert("1"), None),
+    "P": (Image.fromarray(_grey_ramp(255, np.uint8)).convert("P"), None),
+    "LA": (Image.fromarray(_grey_ramp(255, np.uint8)).convert("LA"), _grey_ramp(255, np.uint8)),
+    "RGBA": (Image.new("RGBA", (32, 64), (10, 200, 30, 255)), None),
+    "CMYK": (Image.new("CMYK", (32, 64), (0, 255, 255, 0)), None),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODE_CASES))
+def test_every_mode_decodes_to_the_rgb_a_person_sees(mode: str) -> None:
+    image, expected_grey = MODE_CASES[mode]
+    image_format = "JPEG" if mode == "CMYK" else "PNG"
+    decoded = decode_image(_encode(image, image_format))
+    assert decoded.mode == "RGB" and decoded.size == image.size
+    pixels = np.asarray(decoded).astype(int)
+    if expected_grey is not None:  # grey stays grey, level for level (16-bit is scaled)
+        assert np.abs(pixels - expected_grey[..., None].astype(int)).max() <= 1
+    assert pixels.std() > 0 or mode in {"RGBA", "CMYK"}  # never one flat colour
+    if mode == "RGBA":
+        assert pixels[0, 0].tolist() == [10, 200, 30]
+    if mode == "CMYK":
+        assert pixels[0, 0, 0] > 200 and pixels[0, 0, 1:].max() < 60  # red
+
+
+def test_two_different_16_bit_crops_do_not_look_alike() -> None:
+    dark = decode_image(_encode(Image.fromarray(_grey_ramp(20000, np.uint16))))
+    bright = decode_image(_encode(Image.fromarray(_grey_ramp(65535, np.uint16))))
+    assert np.asarray(dark).mean() < 0.5 * np.asarray(bright).mean()
+
+
+def test_transparent_pixels_show_the_normalisation_zero() -> None:
+    for image in (
+        Image.new("RGBA", (8, 16), (255, 0, 0, 0)),
+        Image.new("LA", (8, 16), (255, 0)),
+    ):
+        tensor = preprocess(decode_image(_encode(image)))
+        assert tensor.abs().max() < 0.03  # the ImageNet mean, not red or white
+
+
+def test_exif_orientation_is_applied_everywhere() -> None:
+    upright = Image.new("RGB", (20, 40), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: a viewer turns it 90 degrees
+    decoded = decode_image(_encode(upright, "JPEG", exif=exif.tobytes()))
+    assert decoded.size == (40, 20)
