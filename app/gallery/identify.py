@@ -56,7 +56,8 @@ class Identifier:
         """
         decoded = (await self._decoder.decode_all([upload]))[0]
         decoded_at = time.perf_counter()
-        await asyncio.to_thread(self._lifecycle.require_compatible)
+        if self._lifecycle.versions.foreign:  # a thread only when a census will run
+            await asyncio.to_thread(self._lifecycle.require_compatible)
         embedding = (await self._batcher.embed(decoded.tensor.unsqueeze(0)))[0]
         embedded_at = time.perf_counter()
         matches = await asyncio.to_thread(self._search.rank, embedding, top_k, filters)

@@ -10,9 +10,8 @@ the ORM: ORM row processing doubled the time of a million-row scan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import Select, delete, func, select
@@ -27,9 +26,12 @@ _ID_CHUNK = 1000
 _VECTOR_CHUNK = 20_000
 
 
-@dataclass(frozen=True)
-class EntryLabel:
-    """What a search needs to know about an entry besides its vector."""
+class EntryLabel(NamedTuple):
+    """What a search needs to know about an entry besides its vector.
+
+    A named tuple, not a dataclass: a query builds one per entry of each chosen
+    identity (thousands for a person seen all day), so construction cost counts.
+    """
 
     entry_id: int
     identity: str
