@@ -7,8 +7,7 @@ embedder, which tests share across apps), so nothing has to be patched in.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
@@ -41,7 +40,6 @@ class Services:
     gallery: Gallery
     maintenance: Maintenance
     evaluations: EvaluationRunner
-    started_at: float = field(default_factory=time.time)
 
 
 def build_services(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class StartupReport:
     added: int = 0
     removed: int = 0
     seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,6 @@ class IndexLifecycle:
             report.added, report.removed = self._reconcile()
         report.seconds = time.perf_counter() - started
         current = self._live.current
-        report.details = {"entries": current.count, "index_type": current.effective_type}
         self.startup = report
         log.info(
             "index ready from %s in %.2fs: %d entries (%s); reconcile added %d, removed %d",
