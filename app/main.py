@@ -13,9 +13,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.types import Scope
 
+from app.api.auth import AuthMiddleware
 from app.api.errors import install_error_handlers
+from app.api.form_guard import FormGuardMiddleware
+from app.api.limits import RequestLimits
 from app.api.middleware import (
     BodyLimitMiddleware,
     LoopbackGuardMiddleware,
@@ -76,26 +78,33 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     """The ASGI app; ``embedder`` is a network already loaded (else the lifespan loads it)."""
     settings = settings or Settings()
     telemetry = Telemetry()
+    limits = RequestLimits.from_settings(settings)
     app = FastAPI(
         title="reid gallery service",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        form_limits=limits.parser_ceiling,
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
     app.state.embedder = embedder
     install_error_handlers(app)
-    for module in (gallery, query, identities, evaluate, system):
-        app.include_router(module.router)
+    routers = [module.router for module in (gallery, query, identities, evaluate, system)]
+    for router in routers:
+        app.include_router(router)
 
-    def body_limit(scope: Scope) -> int:
-        if scope.get("path") == "/evaluate" and scope.get("method") == "POST":
-            return settings.evaluate_max_upload_bytes
-        return settings.max_body_bytes
-
-    # Added innermost first: metrics wraps the guard, which wraps the body limit.
-    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit, telemetry=telemetry)
+    # Added innermost first: metrics wraps the loopback guard, then authentication, then
+    # the body limit, then the form guard; so no body byte is read before the caller is
+    # known, and no part reaches the app's parser before it is counted and checked.
+    app.add_middleware(FormGuardMiddleware, limits_for=limits.form, telemetry=telemetry)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limits.body, telemetry=telemetry)
+    app.add_middleware(
+        AuthMiddleware,
+        keys=settings.api_keys,
+        routes=[route for router in routers for route in router.routes],
+        telemetry=telemetry,
+    )
     app.add_middleware(
         LoopbackGuardMiddleware,
         active=not settings.auth_enabled and not settings.allow_unauthenticated,

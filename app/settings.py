@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * MiB, ge=1)
     max_image_pixels: int = Field(default=16_000_000, ge=1)
     max_metadata_bytes: int = Field(default=4096, ge=2)
+    max_form_fields: int = Field(default=32, ge=1)  # text fields of one multipart body
 
     # Evaluation uploads.
     evaluate_max_upload_bytes: int = Field(default=512 * MiB, ge=1)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.auth import require
+from app.api.auth import RoleRequirement
 from app.gallery import Gallery
 from app.jobs.runner import EvaluationRunner
 from app.services import Services
@@ -39,6 +39,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EvaluationsDep = Annotated[EvaluationRunner, Depends(get_evaluations)]
 
 # Route-level requirements: ``@router.get(..., dependencies=[READ])``.
-READ = Depends(require(Role.READ))
-WRITE = Depends(require(Role.WRITE))
-ADMIN = Depends(require(Role.ADMIN))
+READ = Depends(RoleRequirement(Role.READ))
+WRITE = Depends(RoleRequirement(Role.WRITE))
+ADMIN = Depends(RoleRequirement(Role.ADMIN))

@@ -138,9 +138,6 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     status = error.status_code
     message = str(error.detail)
     code = _HTTP_CODES.get(status, "http_error")
-    if status == 400 and message.startswith("Too many files"):
-        # Raised by the multipart parser before our own per-request count check.
-        status, code = 413, "too_many_files"
     _count(request, code)
     return error_response(status, code, message, None, getattr(error, "headers", None))
 

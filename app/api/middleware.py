@@ -10,18 +10,28 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_payload
+from app.api.limits import BodyLimit
 from app.telemetry import Telemetry
 
 
 async def send_json_error(
-    send: Send, status: int, code: str, message: str, details: object = None
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    details: object = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> None:
+    """Answer with the service's error shape and close: the unread body is never read."""
     body = json.dumps(error_payload(code, message, details)).encode()
+    extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -30,6 +40,7 @@ async def send_json_error(
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *extra,
             ],
         }
     )
@@ -79,20 +90,79 @@ class LoopbackGuardMiddleware:
         await self.app(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
+@dataclass(frozen=True)
+class Refusal:
+    """An answer a guard gives instead of the app's: status, stable code, message, details."""
+
+    status: int
+    code: str
+    message: str
+    details: object = None
+
+
+class _Refused(Exception):
     pass
+
+
+async def serve_unless_refused(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    inspect: Callable[[bytes], Refusal | None],
+) -> Refusal | None:
+    """Run the app, showing ``inspect`` every body chunk before the app sees it.
+
+    Once ``inspect`` refuses, reading stops and whatever the app was about to
+    answer to the aborted read is discarded. The refusal is returned for the
+    caller to send; None if there was none (or the app had already answered).
+    """
+    refusal: Refusal | None = None
+    app_started = False
+
+    async def inspecting_receive() -> Message:
+        nonlocal refusal
+        if refusal is not None:
+            raise _Refused
+        message = await receive()
+        if message["type"] == "http.request":
+            refusal = inspect(message.get("body", b""))
+            if refusal is not None:
+                raise _Refused
+        return message
+
+    async def guarded_send(message: Message) -> None:
+        nonlocal app_started
+        if refusal is not None and not app_started:
+            return
+        if message["type"] == "http.response.start":
+            app_started = True
+        await send(message)
+
+    try:
+        await app(scope, inspecting_receive, guarded_send)
+    except _Refused:
+        pass
+    except Exception:
+        if refusal is None:
+            raise
+    return refusal if not app_started else None
+
+
+async def send_refusal(send: Send, refusal: Refusal, telemetry: Telemetry) -> None:
+    telemetry.errors.labels(code=refusal.code).inc()
+    await send_json_error(send, refusal.status, refusal.code, refusal.message, refusal.details)
 
 
 class BodyLimitMiddleware:
     """Refuse bodies over the limit while they stream in, with or without Content-Length.
 
-    A declared Content-Length over the limit is refused before reading a byte.
-    Otherwise received bytes are counted; once over, reading stops, whatever the
-    app was about to answer is discarded, and a 413 is sent instead.
+    A declared Content-Length over the limit is refused before reading a byte;
+    otherwise received bytes are counted, and reading stops once over.
     """
 
     def __init__(
-        self, app: ASGIApp, *, limit_for: Callable[[Scope], int], telemetry: Telemetry
+        self, app: ASGIApp, *, limit_for: Callable[[Scope], BodyLimit], telemetry: Telemetry
     ) -> None:
         self.app = app
         self.limit_for = limit_for
@@ -104,55 +174,30 @@ class BodyLimitMiddleware:
             return
         limit = self.limit_for(scope)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, limit, int(declared))
+        if declared is not None and declared.isdigit() and int(declared) > limit.bytes:
+            await send_refusal(send, _too_large(limit, int(declared)), self.telemetry)
             return
-
         received = 0
-        exceeded = False
-        app_started = False
 
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise _BodyTooLarge
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    exceeded = True
-                    raise _BodyTooLarge
-            return message
+        def count(chunk: bytes) -> Refusal | None:
+            nonlocal received
+            received += len(chunk)
+            return _too_large(limit, None) if received > limit.bytes else None
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal app_started
-            if exceeded and not app_started:
-                return  # the app's reaction to the aborted read is replaced by our 413
-            if message["type"] == "http.response.start":
-                app_started = True
-            await send(message)
+        refusal = await serve_unless_refused(self.app, scope, receive, send, count)
+        if refusal is not None:
+            await send_refusal(send, refusal, self.telemetry)
 
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _BodyTooLarge:
-            pass
-        except Exception:
-            if not exceeded:
-                raise
-        if exceeded and not app_started:
-            await self._refuse(send, limit, None)
 
-    async def _refuse(self, send: Send, limit: int, declared: int | None) -> None:
-        self.telemetry.errors.labels(code="body_too_large").inc()
-        size = f"declares {declared} bytes" if declared is not None else "is larger"
-        await send_json_error(
-            send,
-            413,
-            "body_too_large",
-            f"the request body {size}; the limit for this endpoint is {limit} bytes "
-            "(REID_MAX_BODY_BYTES, or REID_EVALUATE_MAX_UPLOAD_BYTES for /evaluate)",
-            {"limit": limit},
-        )
+def _too_large(limit: BodyLimit, declared: int | None) -> Refusal:
+    size = f"declares {declared} bytes" if declared is not None else "is larger"
+    return Refusal(
+        413,
+        "body_too_large",
+        f"the request body {size}; the limit for this endpoint is {limit.bytes} bytes "
+        f"({limit.setting})",
+        {"limit": limit.bytes, "setting": limit.setting},
+    )
 
 
 class RequestMetricsMiddleware:

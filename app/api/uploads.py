@@ -1,4 +1,8 @@
-"""Read a request's files into memory, refusing too many or too large before any decoding."""
+"""Read a request's files into memory, refusing one that is too large before any decoding.
+
+How many files a request may carry is enforced earlier, as the body streams in
+(app.api.form_guard), against the route's setting.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,9 @@ from app.inference.decoding import Upload
 
 
 async def read_uploads(
-    files: Sequence[UploadFile], *, max_files: int, max_file_bytes: int, field: str
+    files: Sequence[UploadFile], *, max_file_bytes: int, field: str
 ) -> list[Upload]:
-    """Read the request's files, enforcing count and per-file byte limits by name."""
-    if len(files) > max_files:
-        raise ApiError(
-            413,
-            "too_many_files",
-            f"{len(files)} files sent in '{field}'; at most {max_files} per request "
-            "(REID_MAX_FILES_PER_REQUEST)",
-            {"field": field, "count": len(files), "limit": max_files},
-        )
+    """Read the request's files, enforcing the per-file byte limit by name."""
     uploads = []
     for index, file in enumerate(files):
         name = file.filename or f"{field}[{index}]"
@@ -40,5 +36,11 @@ def _too_large(name: str, index: int, size: int, limit: int) -> ApiError:
         413,
         "file_too_large",
         f"file #{index + 1} ({name!r}) is {size} bytes; the limit is {limit} (REID_MAX_FILE_BYTES)",
-        {"filename": name, "index": index, "bytes": size, "limit": limit},
+        {
+            "filename": name,
+            "index": index,
+            "bytes": size,
+            "limit": limit,
+            "setting": "REID_MAX_FILE_BYTES",
+        },
     )

@@ -256,3 +256,21 @@ def make_settings(
 
 def copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is the service's one error shape, with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+def entries_of(client: TestClient, identity: str) -> list[dict[str, Any]]:
+    response = client.get("/gallery", params={"identity": identity})
+    assert response.status_code == 200
+    return response.json()["items"]

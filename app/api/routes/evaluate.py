@@ -70,7 +70,6 @@ async def start_evaluation(
         assert images is not None
         uploads = await read_uploads(
             images,
-            max_files=settings.zip_max_files,
             max_file_bytes=settings.max_file_bytes,
             field="images",
         )

@@ -86,7 +86,6 @@ async def enroll(
     )
     uploads = await read_uploads(
         images,
-        max_files=settings.max_files_per_request,
         max_file_bytes=settings.max_file_bytes,
         field="images",
     )

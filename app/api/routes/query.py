@@ -61,8 +61,6 @@ async def query(
         captured_after=captured_after,
         captured_before=captured_before,
     )
-    uploads = await read_uploads(
-        [image], max_files=1, max_file_bytes=settings.max_file_bytes, field="image"
-    )
+    uploads = await read_uploads([image], max_file_bytes=settings.max_file_bytes, field="image")
     found = await gallery.identifier.identify(uploads[0], top_k, filters, started=started)
     return QueryResponse.of(found)

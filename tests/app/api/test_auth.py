@@ -136,3 +136,73 @@ def test_launcher_reports_bad_configuration(run_module: RunModule) -> None:
     result = run_module("app", env={"REID_PORT": "not-a-port"})
     assert result.returncode == 2
     assert "port" in result.stderr
+
+
+def _call_without_body(
+    client: TestClient, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], int]:
+    """Send only a request head to the running app; the body is never available."""
+    reads = 0
+    started: dict[str, object] = {}
+
+    async def receive() -> dict[str, object]:
+        nonlocal reads
+        reads += 1
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+
+    head = {"content-length": str(200 * 1024**2), "content-type": "multipart/form-data; boundary=x"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in {**head, **headers}.items()],
+        "client": ("198.51.100.7", 4321),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr]
+    raw = started.get("headers", [])
+    response_headers = {k.decode(): v.decode() for k, v in raw}  # type: ignore[union-attr]
+    return int(started["status"]), response_headers, reads  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "code"),
+    [
+        ("POST", "/evaluate", {}, 401, "unauthenticated"),
+        ("POST", "/gallery", {"X-API-Key": "reid_not_a_key"}, 401, "invalid_api_key"),
+        ("POST", "/evaluate", {"Authorization": f"Bearer {KEYS['write']}"}, 403, "forbidden"),
+        ("POST", "/gallery", {"X-API-Key": KEYS["read"]}, 403, "forbidden"),
+        ("POST", "/query", {}, 401, "unauthenticated"),
+    ],
+)
+def test_refused_before_the_body_is_read(
+    secured: TestClient, method: str, path: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    answered, response_headers, reads = _call_without_body(secured, method, path, headers)
+    assert (answered, reads) == (status, 0)
+    assert response_headers["connection"] == "close"
+    if status == 401:
+        assert response_headers["www-authenticate"] == "Bearer"
+    errors = secured.get("/metrics").text
+    assert f'reid_errors_total{{code="{code}"}}' in errors
+
+
+def test_anonymous_file_floods_get_401_not_a_limit(secured: TestClient) -> None:
+    flood = files("f", *([IMAGE] * 1001))
+    anonymous = secured.post("/gallery", data={"identity": "x"}, files=flood)
+    assert anonymous.status_code == 401
+    read_only = secured.post(
+        "/gallery", data={"identity": "x"}, files=flood, headers=header("read")
+    )
+    assert read_only.status_code == 403

@@ -9,25 +9,15 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_kit import encode, files, person_jpeg, pixel_bomb_png, unique
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    assert "Traceback" not in response.text
-    return body["error"]
-
-
-def entries_of(client: TestClient, identity: str) -> list[dict]:
-    response = client.get("/gallery", params={"identity": identity})
-    assert response.status_code == 200
-    return response.json()["items"]
-
+from service_kit import (
+    assert_error,
+    encode,
+    entries_of,
+    files,
+    person_jpeg,
+    pixel_bomb_png,
+    unique,
+)
 
 GOOD = person_jpeg(1, 1, 0, seed=7)
 
@@ -90,15 +80,6 @@ def test_oversize_file(shared: TestClient) -> None:
     )
     error = assert_error(response, 413, "file_too_large")
     assert "big.jpg" in error["message"]
-
-
-def test_too_many_files(shared: TestClient) -> None:
-    identity = unique()
-    images = [person_jpeg(2, 1, shot, seed=7) for shot in range(5)]
-    response = shared.post("/gallery", data={"identity": identity}, files=files("many", *images))
-    error = assert_error(response, 413, "too_many_files")
-    assert error["details"]["limit"] == 4
-    assert entries_of(shared, identity) == []
 
 
 def test_body_over_limit_declared_by_content_length(shared: TestClient) -> None:
