@@ -32,13 +32,9 @@ from tqdm import tqdm
 
 from model.compute import SWITCHES, ComputeSettings
 from model.evaluation.features import extract_features
-from model.evaluation.market_layout import (
-    GALLERY_FOLDER,
-    QUERY_FOLDER,
-    DatasetLayoutError,
-    ImageRecord,
-    read_market_split,
-)
+from model.evaluation.layouts.market import read_market_split
+from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
+from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 from model.evaluation.metrics import DEFAULT_MAX_RANK, compute_reid_metrics
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
 

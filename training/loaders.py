@@ -18,11 +18,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from model.evaluation.market_layout import ImageRecord, load_market1501
+from model.evaluation.layouts.folder import read_identity_folders
+from model.evaluation.layouts.market import load_market1501
+from model.evaluation.layouts.records import ImageRecord
 from training import distributed
 from training.config import TrainConfig
 from training.data.dataset import ReIDImageDataset
-from training.data.folder import read_identity_folders
 from training.data.synthetic import MANIFEST_NAME, generate_synthetic_market
 from training.sampler import IdentityBatchSampler
 from training.transforms import build_eval_transform, build_train_transform

@@ -14,7 +14,7 @@ import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ModelConfig
-from model.evaluation.market_layout import parse_market_filename
+from model.evaluation.layouts.market import parse_market_filename
 from model.network import build_model
 from model.preprocessing import decode_image, preprocess
 from training.data.synthetic import generate_synthetic_market

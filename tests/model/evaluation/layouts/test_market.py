@@ -4,13 +4,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.evaluation.market_layout import (
-    DatasetLayoutError,
-    ImageRecord,
+from model.evaluation.layouts.market import (
     load_market1501,
     parse_market_filename,
     read_market_split,
 )
+from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 

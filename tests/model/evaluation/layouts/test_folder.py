@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from model.evaluation.market_layout import DatasetLayoutError
-from training.data.folder import camera_from_filename, read_identity_folders
+from model.evaluation.layouts.folder import camera_from_filename, read_identity_folders
+from model.evaluation.layouts.records import DatasetLayoutError
 
 
 def _touch(path: Path) -> None:
