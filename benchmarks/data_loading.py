@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from model.evaluation.market_layout import load_market1501
+from model.evaluation.layouts.market import load_market1501
 from training.data.dataset import ReIDImageDataset
 from training.data.synthetic import generate_synthetic_market
 from training.sampler import IdentityBatchSampler

@@ -24,7 +24,8 @@ from model.checkpoint import load_checkpoint, untrained_model
 from model.compute import ComputeSettings
 from model.config import ModelConfig
 from model.evaluation.features import extract_features
-from model.evaluation.market_layout import ImageRecord, load_market1501
+from model.evaluation.layouts.market import load_market1501
+from model.evaluation.layouts.records import ImageRecord
 from model.evaluation.metrics import compute_reid_metrics
 from model.network import ReIDNet
 from model.preprocessing import decode_image, preprocess

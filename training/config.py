@@ -19,6 +19,7 @@ from typing import Any
 
 from model.compute import SWITCHES
 from model.config import ModelConfig
+from model.evaluation.layouts.catalogue import LAYOUT_NAMES
 
 # ModelConfig's fields that a run sets; the class count is not one, the dataset decides it.
 MODEL_FIELDS: tuple[str, ...] = tuple(
@@ -28,7 +29,7 @@ MODEL_FIELDS: tuple[str, ...] = tuple(
 # batch plan mean (optimiser, batch shape, data, seed). Model fields are always locked.
 LOCKED_ON_RESUME: Mapping[str, str] = {"resume": "locked"}
 OPTIMIZERS = ("sgd", "adam")
-LAYOUTS = ("market", "folder")
+LAYOUTS = LAYOUT_NAMES
 DEVICES = ("auto", "cpu", "cuda")
 LOSS_TERMS = ("identity", "triplet", "verification", "uniformity")
 
@@ -47,9 +48,9 @@ class TrainConfig:
     validates them, so the architecture's rules live only in ``model/config.py``.
     """
 
-    # Data.
-    data_dir: Path | None = field(default=None, metadata=LOCKED_ON_RESUME)
-    layout: str = field(default="market", metadata=LOCKED_ON_RESUME)
+    # Data: one or more dataset roots, trained on jointly; one layout for all or one per root.
+    data_dir: tuple[Path, ...] = field(default=(), metadata=LOCKED_ON_RESUME)
+    layout: tuple[str, ...] = field(default=("market",), metadata=LOCKED_ON_RESUME)
     synthetic: bool = False
     synthetic_train_ids: int = 32
     synthetic_test_ids: int = 16
@@ -108,7 +109,11 @@ class TrainConfig:
             self.model_config(num_classes=1)
         except ValueError as error:
             raise ConfigError(str(error)) from error
-        _check_choice("layout", self.layout, LAYOUTS)
+        for name, single in (("data_dir", str | Path), ("layout", str)):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, single) else tuple(value))
+        object.__setattr__(self, "data_dir", tuple(Path(p) for p in self.data_dir))
+        self._check_datasets()
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("amp", self.amp, SWITCHES)
@@ -163,12 +168,34 @@ class TrainConfig:
         if weights["identity"] == weights["triplet"] == weights["verification"] == 0:
             raise ConfigError("at least one of identity/triplet/verification must be weighted")
         object.__setattr__(self, "loss_weights", weights)
-        if self.synthetic and self.layout != "market":
-            raise ConfigError("synthetic data is written in the market layout; drop layout")
-        for name in ("data_dir", "eval_dir", "output_dir", "pretrained"):
+        for name in ("eval_dir", "output_dir", "pretrained"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+
+    def _check_datasets(self) -> None:
+        if not self.layout:
+            raise ConfigError("layout must name at least one layout")
+        for layout in self.layout:
+            _check_choice("layout", layout, LAYOUTS)
+        if self.data_dir and len(self.layout) not in (1, len(self.data_dir)):
+            raise ConfigError(
+                f"give one layout for all data_dir folders or one per folder, in the same "
+                f"order; got {len(self.layout)} layouts for {len(self.data_dir)} folders"
+            )
+        repeated = sorted({str(p) for p in self.data_dir if self.data_dir.count(p) > 1})
+        if repeated:
+            raise ConfigError(f"data_dir names {', '.join(repeated)} more than once")
+        if self.synthetic and (self.layout != ("market",) or len(self.data_dir) > 1):
+            raise ConfigError(
+                "synthetic data is one generated folder in the market layout; "
+                "drop layout and extra data_dir folders"
+            )
+
+    def datasets(self) -> list[tuple[str, Path]]:
+        """``(layout, root)`` of every dataset to train on, in the order given."""
+        layouts = self.layout * len(self.data_dir) if len(self.layout) == 1 else self.layout
+        return list(zip(layouts, self.data_dir, strict=True))
 
     @property
     def batch_size(self) -> int:
@@ -192,7 +219,7 @@ class TrainConfig:
             if isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [str(item) if isinstance(item, Path) else item for item in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             out[item.name] = value
@@ -235,6 +262,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_folder_name(value: Any) -> bool:
+    return isinstance(value, str | Path) and str(value) != ""
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Type-check one value from a TOML file or flag against its field."""
     kind = _FIELD_TYPES[name]
@@ -249,6 +280,14 @@ def _coerce(name: str, value: Any) -> Any:
     if kind == "float" and _is_number(value):
         return float(value)
     if kind == "tuple[int, ...]" and isinstance(value, list | tuple) and all(map(_is_int, value)):
+        return tuple(value)
+    # One folder or layout may be written as a plain string (as before joint training).
+    if kind in ("tuple[Path, ...]", "tuple[str, ...]") and isinstance(value, str | Path):
+        value = [value]
+    sequence = isinstance(value, list | tuple)
+    if kind == "tuple[Path, ...]" and sequence and all(_is_folder_name(v) for v in value):
+        return tuple(Path(item) for item in value)
+    if kind == "tuple[str, ...]" and sequence and all(isinstance(v, str) for v in value):
         return tuple(value)
     if (
         kind == "Mapping[str, float]"

@@ -32,13 +32,10 @@ from tqdm import tqdm
 
 from model.compute import SWITCHES, ComputeSettings
 from model.evaluation.features import extract_features
-from model.evaluation.market_layout import (
-    GALLERY_FOLDER,
-    QUERY_FOLDER,
-    DatasetLayoutError,
-    ImageRecord,
-    read_market_split,
-)
+from model.evaluation.layouts.catalogue import EVALUATION_LAYOUTS, read_layout
+from model.evaluation.layouts.market import read_market_split
+from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
+from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 from model.evaluation.metrics import DEFAULT_MAX_RANK, compute_reid_metrics
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
 
@@ -81,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help=f"Market-1501 root holding {QUERY_FOLDER}/ and {GALLERY_FOLDER}/ (with --checkpoint)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=EVALUATION_LAYOUTS,
+        default=None,
+        help="layout of --data-dir (default market: only query/ and bounding_box_test/ are read)",
     )
     parser.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     parser.add_argument(
@@ -200,6 +203,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.features is not None:
         for option, value in (
             ("--data-dir", args.data_dir),
+            ("--layout", args.layout),
             ("--flip", args.flip or None),
             ("--batch-size", args.batch_size),
             ("--save-features", args.save_features),
@@ -283,22 +287,10 @@ def _embed_market_folder(
     root: Path = args.data_dir
     if not root.is_dir():
         raise UsageError(f"--data-dir: {root} does not exist or is not a directory")
-    missing = [name for name in (QUERY_FOLDER, GALLERY_FOLDER) if not (root / name).is_dir()]
-    if missing:
-        raise UsageError(
-            f"--data-dir: {root} is not a Market-1501 folder: missing "
-            f"{' and '.join(name + '/' for name in missing)}"
-        )
-    try:
-        splits = {
-            "query": read_market_split(root / QUERY_FOLDER),
-            "gallery": read_market_split(root / GALLERY_FOLDER),
-        }
-    except DatasetLayoutError as error:
-        raise UsageError(f"--data-dir: {error}") from None
-    for split, records in splits.items():
-        if not records:
-            raise UsageError(f"--data-dir: the {split} folder of {root} holds no usable images")
+    if args.layout in (None, "market"):
+        splits = _read_market_query_gallery(root)
+    else:
+        splits = _read_query_gallery(root, args.layout)
     # Imported here: the network pulls in torchvision, seconds of start-up that scoring a
     # features file does not need.
     from model.checkpoint import CheckpointError, load_checkpoint
@@ -335,6 +327,36 @@ def _embed_market_folder(
         "data_dir": str(root),
     }
     return arrays, source
+
+
+def _read_market_query_gallery(root: Path) -> dict[str, list[ImageRecord]]:
+    """Market-1501's query and gallery; its training folder is not needed to evaluate."""
+    missing = [name for name in (QUERY_FOLDER, GALLERY_FOLDER) if not (root / name).is_dir()]
+    if missing:
+        raise UsageError(
+            f"--data-dir: {root} is not a Market-1501 folder: missing "
+            f"{' and '.join(name + '/' for name in missing)}"
+        )
+    try:
+        splits = {
+            "query": read_market_split(root / QUERY_FOLDER),
+            "gallery": read_market_split(root / GALLERY_FOLDER),
+        }
+    except DatasetLayoutError as error:
+        raise UsageError(f"--data-dir: {error}") from None
+    for split, records in splits.items():
+        if not records:
+            raise UsageError(f"--data-dir: the {split} folder of {root} holds no usable images")
+    return splits
+
+
+def _read_query_gallery(root: Path, layout: str) -> dict[str, list[ImageRecord]]:
+    """The query and gallery of any other evaluation layout, read whole by its reader."""
+    try:
+        read = read_layout(layout, root)
+    except DatasetLayoutError as error:
+        raise UsageError(f"--data-dir: {error}") from None
+    return {"query": read.query, "gallery": read.gallery}
 
 
 def _image_batches(

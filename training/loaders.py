@@ -18,11 +18,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from model.evaluation.market_layout import ImageRecord, load_market1501
+from model.evaluation.layouts.catalogue import read_layout
+from model.evaluation.layouts.market import load_market1501
+from model.evaluation.layouts.records import ImageRecord
 from training import distributed
 from training.config import TrainConfig
 from training.data.dataset import ReIDImageDataset
-from training.data.folder import read_identity_folders
+from training.data.joint import JointPart, combine_training_sets
 from training.data.synthetic import MANIFEST_NAME, generate_synthetic_market
 from training.sampler import IdentityBatchSampler
 from training.transforms import build_eval_transform, build_train_transform
@@ -38,8 +40,9 @@ class DataSetupError(ValueError):
 class DataPipeline:
     """The loaders of one run plus the records behind them (only readable images)."""
 
-    root: Path
+    root: Path  # the first dataset's, whose query/gallery is evaluated
     layout: str
+    parts: list[JointPart]  # every dataset trained on, with its pid/camera offsets
     synthetic: bool
     num_classes: int
     batch_sampler: IdentityBatchSampler
@@ -69,6 +72,7 @@ class DataPipeline:
         record: dict[str, Any] = {
             "dataset": "synthetic-market" if self.synthetic else self.layout,
             "root": str(self.root),
+            "datasets": [part.describe() for part in self.parts],
             "eval_root": str(self.eval_root) if self.eval_root else None,
             "train_identities": self.num_classes,
             "train_images": len(self.train_records),
@@ -82,13 +86,15 @@ class DataPipeline:
         return record
 
 
-def resolve_dataset_root(config: TrainConfig, context: distributed.DistributedContext) -> Path:
-    """The dataset folder, generating the synthetic one first when asked to."""
+def resolve_datasets(
+    config: TrainConfig, context: distributed.DistributedContext
+) -> list[tuple[str, Path]]:
+    """``(layout, root)`` of every dataset, generating the synthetic one first when asked to."""
     assert config.output_dir is not None
     if not config.synthetic:
-        assert config.data_dir is not None
-        return config.data_dir
-    root = config.data_dir or config.output_dir / "synthetic-data"
+        assert config.data_dir
+        return config.datasets()
+    root = config.data_dir[0] if config.data_dir else config.output_dir / "synthetic-data"
     if context.is_main and not (root / MANIFEST_NAME).is_file():
         try:
             generate_synthetic_market(
@@ -102,15 +108,16 @@ def resolve_dataset_root(config: TrainConfig, context: distributed.DistributedCo
         except (ValueError, FileExistsError) as error:
             raise DataSetupError(f"cannot generate synthetic data: {error}") from error
     distributed.barrier(context)
-    return root
+    return [("market", root)]
 
 
 def build_data_pipeline(
     config: TrainConfig, context: distributed.DistributedContext, *, pin_memory: bool
 ) -> DataPipeline:
     """Read the dataset folder and build the loaders; `DataSetupError` if it cannot train."""
-    root = resolve_dataset_root(config, context)
-    train_records, query_records, gallery_records = read_records(config, root)
+    datasets = resolve_datasets(config, context)
+    root = datasets[0][1]
+    train_records, query_records, gallery_records, parts = read_records(config, datasets)
     try:
         train_set = ReIDImageDataset(
             train_records,
@@ -155,7 +162,8 @@ def build_data_pipeline(
     )
     return DataPipeline(
         root=root,
-        layout=config.layout,
+        layout="+".join(part.layout for part in parts),
+        parts=parts,
         synthetic=config.synthetic,
         num_classes=train_set.num_classes,
         batch_sampler=sampler,
@@ -166,27 +174,26 @@ def build_data_pipeline(
         query_records=query_set.records if query_set else [],
         gallery_records=gallery_set.records if gallery_set else [],
         skipped_images=sum(len(s.skipped) for s in (train_set, *eval_sets)),
-        eval_root=config.eval_dir or (root if config.layout == "market" else None),
+        eval_root=config.eval_dir or (root if query_set is not None else None),
     )
 
 
 def read_records(
-    config: TrainConfig, root: Path
-) -> tuple[list[ImageRecord], list[ImageRecord], list[ImageRecord]]:
+    config: TrainConfig, datasets: list[tuple[str, Path]]
+) -> tuple[list[ImageRecord], list[ImageRecord], list[ImageRecord], list[JointPart]]:
     """Train, query and gallery records; query/gallery are empty when there is no eval set.
 
-    The market layout evaluates on its own query/gallery split unless ``eval_dir``
-    names another Market-1501 folder; an identity-folder dataset has no cameras or
-    split, so it is evaluated only through ``eval_dir``.
+    Every dataset's training split is joined, with pids and cameras offset so that
+    they never collide (`combine_training_sets`). The first dataset's own
+    query/gallery split is evaluated unless ``eval_dir`` names a Market-1501
+    folder; an identity-folder dataset has no such split, so it is evaluated
+    only through ``eval_dir``.
     """
-    query: list[ImageRecord] = []
-    gallery: list[ImageRecord] = []
-    if config.layout == "market":
-        splits = load_market1501(root)
-        train, query, gallery = splits.train, splits.query, splits.gallery
-    else:
-        train = read_identity_folders(root).records
+    read = [(layout, root, read_layout(layout, root)) for layout, root in datasets]
+    train, parts = combine_training_sets([(layout, root, s.train) for layout, root, s in read])
+    first = read[0][2]
+    query, gallery = first.query, first.gallery
     if config.eval_dir is not None:
         held_out = load_market1501(config.eval_dir)
         query, gallery = held_out.query, held_out.gallery
-    return train, query, gallery
+    return train, query, gallery, parts

@@ -26,7 +26,7 @@ from PIL import Image
 from model.preprocessing import resize, to_normalized_tensor
 
 if TYPE_CHECKING:
-    from model.evaluation.market_layout import ImageRecord
+    from model.evaluation.layouts.records import ImageRecord
     from model.network import ReIDNet
     from training.engine import EvaluationResult
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from model.backbone import PretrainedWeightsError
 from model.checkpoint import CheckpointError
-from model.evaluation.market_layout import DatasetLayoutError
+from model.evaluation.layouts.records import DatasetLayoutError
 from training import distributed
 from training.checkpointing import ResumeError
 from training.engine import TrainingDivergedError

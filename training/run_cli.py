@@ -39,8 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--preset", default=None, help="named recipe from training/presets/")
     add("--config", type=Path, default=None, metavar="FILE.toml", help="TOML overrides")
     data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", type=Path, default=suppress, help="dataset root folder")
-    data.add_argument("--layout", choices=LAYOUTS, default=suppress, help="dataset layout")
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        default=suppress,
+        help="dataset root folder; repeat to train on several datasets jointly "
+        "(the first one's query/gallery is evaluated)",
+    )
+    data.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        action="append",
+        default=suppress,
+        help="dataset layout: once for every --data-dir, or once per --data-dir in order",
+    )
     data.add_argument(
         "--synthetic",
         action="store_true",
@@ -123,7 +136,7 @@ def parse_config(argv: Sequence[str] | None, parser: argparse.ArgumentParser) ->
         parser.error(str(error))
     if config.output_dir is None:
         parser.error("--output-dir is required")
-    if config.data_dir is None and not config.synthetic:
+    if not config.data_dir and not config.synthetic:
         parser.error("--data-dir is required (or pass --synthetic to generate a dataset)")
     if config.pretrained is not None and not config.pretrained.is_file():
         parser.error(f"--pretrained {config.pretrained} is not a file")

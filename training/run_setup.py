@@ -29,7 +29,7 @@ from training.checkpointing import (
     load_resume_state,
     read_resume_config,
 )
-from training.config import TrainConfig, resume_locked_fields
+from training.config import ConfigError, TrainConfig, from_mapping, resume_locked_fields
 from training.engine import TrainingObjective
 from training.loaders import DataPipeline, build_data_pipeline
 from training.optim import build_optimizer, build_scheduler
@@ -161,7 +161,9 @@ def prepare(config: TrainConfig) -> RunState:
 def check_resume_compatible(config: TrainConfig, saved: dict[str, Any]) -> None:
     """Refuse to continue ``saved`` (a recorded config) with a different network or setup."""
     current = config.to_dict()
-    changed = [key for key in resume_locked_fields() if saved.get(key) != current[key]]
+    changed = [
+        key for key in resume_locked_fields() if _as_recorded(key, saved.get(key)) != current[key]
+    ]
     if changed:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in changed)
         raise UsageError(f"cannot resume with a different setup ({details})")
@@ -169,3 +171,12 @@ def check_resume_compatible(config: TrainConfig, saved: dict[str, Any]) -> None:
         raise UsageError(
             f"cannot resume a {saved['epochs']}-epoch run with --epochs {config.epochs}"
         )
+
+
+def _as_recorded(key: str, value: Any) -> Any:
+    """A saved value in today's recorded form, so a run saved before a field's type widened
+    (``data_dir = "/x"`` before joint training made it a list) still resumes."""
+    try:
+        return from_mapping({key: value}).to_dict()[key]
+    except ConfigError:
+        return value

@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from app.jobs.errors import InvalidDatasetLayout, InvalidZip, UnsafeZip, ZipOverLimit
-from model.evaluation.market_layout import (
-    EXAMPLE_NAME,
-    GALLERY_FOLDER,
-    JUNK_PID,
-    QUERY_FOLDER,
-    parse_market_filename,
-)
+from model.evaluation.layouts.market import EXAMPLE_NAME, parse_market_filename
+from model.evaluation.layouts.records import JUNK_PID
+from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 
 # Small members compress extremely well legitimately (e.g. a blank PNG);
 # the ratio rule applies to members bigger than this and to the archive total.

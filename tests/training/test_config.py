@@ -118,7 +118,7 @@ def test_to_dict_round_trips_through_from_mapping():
     config = from_mapping({"data_dir": "/data/market", "lr_milestones": [5, 9], "epochs": 12})
     again = from_mapping(config.to_dict())
     assert again == config
-    assert again.data_dir == Path("/data/market")
+    assert again.data_dir == (Path("/data/market"),)
 
 
 def test_every_model_field_is_a_run_field_with_the_same_default():

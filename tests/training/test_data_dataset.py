@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.evaluation.market_layout import ImageRecord
+from model.evaluation.layouts.records import ImageRecord
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 from training.data.dataset import EmptyDatasetError, ReIDImageDataset
 

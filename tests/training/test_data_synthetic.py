@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.evaluation.market_layout import load_market1501, read_market_split
+from model.evaluation.layouts.market import load_market1501, read_market_split
 from training.data.preview import main as preview_main
 from training.data.preview import render_preview_grid
 from training.data.synthetic import generate_synthetic_market, main, render_person

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dataset_fixtures import duke_fixture
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ModelConfig
-from model.evaluation.market_layout import parse_market_filename
+from model.evaluation.layouts.market import parse_market_filename
 from model.network import build_model
 from model.preprocessing import decode_image, preprocess
 from training.data.synthetic import generate_synthetic_market
@@ -124,6 +125,7 @@ def test_bad_features_files_are_usage_errors(
         (["--checkpoint", "ckpt"], "--checkpoint needs --data-dir"),
         (["--features", "f.npz", "--flip"], "--flip only applies with --checkpoint"),
         (["--features", "f.npz", "--data-dir", "d"], "--data-dir only applies with --checkpoint"),
+        (["--features", "f.npz", "--layout", "duke"], "--layout only applies with --checkpoint"),
         (["--features", "f.npz", "--max-rank", "0"], "expected a positive integer, got 0"),
         (["--features", "f.npz", "--batch-size", "x"], "expected a positive integer, got 'x'"),
         (["--features", "f.npz", "--output", "no/such/dir/r.json"], "folder no/such/dir does"),
@@ -240,3 +242,22 @@ def test_undecodable_crop_stops_the_run_naming_the_file(
     err = capsys.readouterr().err
     assert f"cannot read image {victim}" in err and "truncated or corrupt" in err
     assert not output.exists()
+
+
+def test_checkpoint_on_a_duke_folder(
+    tmp_path: Path, checkpoint_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = duke_fixture(tmp_path / "duke")
+    argv = ["--checkpoint", str(checkpoint_dir), "--data-dir", str(root), "--layout", "duke"]
+    assert main([*argv, "--device", "cpu", "--amp", "off"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["num_query"], report["num_gallery"]) == (2, 4)
+    assert report["num_valid_query"] == 2
+
+
+def test_wrong_layout_for_the_folder_is_a_usage_error(
+    market_root: Path, checkpoint_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--checkpoint", str(checkpoint_dir), "--data-dir", str(market_root)]
+    assert main([*argv, "--layout", "duke", "--device", "cpu"]) == 2
+    assert "not named like DukeMTMC-reID crops" in capsys.readouterr().err

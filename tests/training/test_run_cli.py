@@ -93,3 +93,28 @@ def test_pretrained_must_be_a_file(tmp_path, capsys):
         capsys,
     )
     assert "--pretrained" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--data-dir", "a", "--data-dir", "b", "--layout", "market"] * 1
+         + ["--layout", "duke", "--layout", "folder"], "3 layouts for 2 folders"),
+        (["--data-dir", "a", "--data-dir", "a"], "data_dir names a more than once"),
+        (["--synthetic", "--layout", "duke"], "synthetic data is one generated folder"),
+        (["--data-dir", "a", "--layout", "viper"], "invalid choice: 'viper'"),
+    ],
+)  # fmt: skip
+def test_joint_dataset_flags_are_checked(flags, fragment, tmp_path, capsys):
+    assert fragment in _usage_error([*flags, "--output-dir", str(tmp_path / "run")], capsys)
+
+
+def test_one_layout_per_data_dir_pairs_in_order(tmp_path):
+    from training.run_cli import build_parser, parse_config
+
+    flags = ["--data-dir", "m", "--layout", "market", "--data-dir", "d", "--layout", "duke"]
+    config = parse_config([*flags, "--output-dir", str(tmp_path)], build_parser())
+    assert config.datasets() == [("market", Path("m")), ("duke", Path("d"))]
+    one_layout = ["--data-dir", "a", "--data-dir", "b", "--layout", "duke"]
+    config = parse_config([*one_layout, "--output-dir", str(tmp_path)], build_parser())
+    assert config.datasets() == [("duke", Path("a")), ("duke", Path("b"))]

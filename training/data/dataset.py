@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from model.evaluation.market_layout import ImageRecord
+from model.evaluation.layouts.records import ImageRecord
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Tests, the ``cpu-synthetic`` training preset and the service demo all need
 re-identification data without a download. The generator writes exactly the
-layout ``model.evaluation.market_layout.load_market1501`` reads, including the
+layout ``model.evaluation.layouts.market.load_market1501`` reads, including the
 awkward parts of the real benchmark: identities seen by only some cameras,
 ``0000`` distractors in the gallery and ``-1`` junk crops.
 
@@ -31,13 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.evaluation.market_layout import (
-    DISTRACTOR_PID,
-    GALLERY_FOLDER,
-    JUNK_PID,
-    QUERY_FOLDER,
-    TRAIN_FOLDER,
-)
+from model.evaluation.layouts.records import DISTRACTOR_PID, JUNK_PID
+from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER, TRAIN_FOLDER
 from training.data.appearance import (
     Appearance,
     CameraStyle,

@@ -16,7 +16,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app.db.models import EvaluationJob
-from model.evaluation.market_layout import GALLERY_FOLDER, QUERY_FOLDER, parse_market_filename
+from model.evaluation.layouts.market import parse_market_filename
+from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 from training.data.synthetic import generate_synthetic_market
 
 

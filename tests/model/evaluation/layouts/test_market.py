@@ -1,16 +1,16 @@
 from pathlib import Path
 
 import pytest
+from dataset_fixtures import market_fixture
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.evaluation.market_layout import (
-    DatasetLayoutError,
-    ImageRecord,
+from model.evaluation.layouts.market import (
     load_market1501,
     parse_market_filename,
     read_market_split,
 )
+from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
@@ -129,3 +129,16 @@ def test_split_with_only_junk_is_an_error(tmp_path: Path) -> None:
     _touch(root / "query", "-1_c1s1_000001_00.jpg", ".hidden.jpg")
     with pytest.raises(DatasetLayoutError, match="query holds no usable images"):
         load_market1501(root)
+
+
+def test_real_images_fixture_counts_junk_and_thumbs_db(tmp_path: Path) -> None:
+    splits = load_market1501(market_fixture(tmp_path))
+    assert splits.layout == "market"
+    assert splits.summary() == {
+        "train": {"images": 4, "identities": 2, "cameras": 3},
+        "query": {"images": 2, "identities": 2, "cameras": 2},
+        "gallery": {"images": 5, "identities": 3, "cameras": 3},
+    }
+    assert splits.junk == 3  # one in train, two in the gallery
+    assert splits.not_images == 3  # a Thumbs.db per folder
+    assert sum(r.pid == 0 for r in splits.gallery) == 2  # distractors stay

@@ -1,9 +1,14 @@
 from pathlib import Path
 
 import pytest
+from dataset_fixtures import folder_fixture
 
-from model.evaluation.market_layout import DatasetLayoutError
-from training.data.folder import camera_from_filename, read_identity_folders
+from model.evaluation.layouts.folder import (
+    camera_from_filename,
+    load_identity_folders,
+    read_identity_folders,
+)
+from model.evaluation.layouts.records import DatasetLayoutError
 
 
 def _touch(path: Path) -> None:
@@ -54,3 +59,14 @@ def test_no_images_is_an_error(tmp_path: Path) -> None:
         read_identity_folders(tmp_path)
     with pytest.raises(DatasetLayoutError, match="not a directory"):
         read_identity_folders(tmp_path / "missing")
+
+
+def test_folder_layout_is_a_training_split_counting_other_files(tmp_path: Path) -> None:
+    splits = load_identity_folders(folder_fixture(tmp_path))
+    assert splits.layout == "folder"
+    assert [(r.path.name, r.pid, r.camid) for r in splits.train] == [
+        ("cam_c1_0001.jpg", 1, 1),
+        ("cam_c2_0002.png", 1, 2),
+        ("IMG_0042.jpg", 2, 0),
+    ]
+    assert (splits.query, splits.gallery, splits.not_images) == ([], [], 1)
