@@ -119,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", type=Path, metavar="FILE.json", help="also write the JSON report here"
     )
+    open_set = parser.add_argument_group("open-set identification (docs/open_set.md)")
+    open_set.add_argument(
+        "--open-set",
+        action="store_true",
+        help="also report FNIR at FPIR 10%%/1%%/0.1%% with part of the gallery withheld",
+    )
+    open_set.add_argument(
+        "--open-set-plots",
+        type=Path,
+        metavar="DIR",
+        help="write det.png and open_set_scores.png into DIR (with --open-set)",
+    )
+    open_set.add_argument("--withheld-fraction", type=float, default=None, metavar="F")
+    open_set.add_argument("--seed", type=int, default=None, help="seed of the withheld split")
     parser.add_argument(
         "--save-features",
         type=Path,
@@ -180,8 +194,10 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as error:
         raise UsageError(f"cannot evaluate: {error}") from None
     finished = time.perf_counter()
+    extra = {"open_set": _open_set(args, arrays)} if args.open_set else {}
     return {
         **metrics.to_dict(),
+        **extra,
         "metric": args.metric,
         "flip": args.flip,
         "source": source,
@@ -193,8 +209,35 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _open_set(args: argparse.Namespace, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from model.checkpoint import read_model_card
+    from training.open_set_report import open_set_report
+
+    calibration = None if args.checkpoint is None else read_model_card(args.checkpoint).calibration
+    try:
+        return open_set_report(
+            arrays,
+            withheld_fraction=0.5 if args.withheld_fraction is None else args.withheld_fraction,
+            seed=0 if args.seed is None else args.seed,
+            calibration=calibration,
+            plot_dir=args.open_set_plots,
+        )
+    except ValueError as error:
+        raise UsageError(f"--open-set: {error}") from None
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Reject option combinations that would be silently ignored, before any work."""
+    if not args.open_set:
+        for option, value in (
+            ("--withheld-fraction", args.withheld_fraction),
+            ("--seed", args.seed),
+            ("--open-set-plots", args.open_set_plots),
+        ):
+            if value is not None:
+                raise UsageError(f"{option} only applies with --open-set")
+    elif args.open_set_plots is not None and not args.open_set_plots.is_dir():
+        raise UsageError(f"--open-set-plots: folder {args.open_set_plots} does not exist")
     if args.checkpoint is not None and args.data_dir is None:
         raise UsageError("--checkpoint needs --data-dir (the Market-1501 root to evaluate on)")
     if args.features is not None:
