@@ -344,8 +344,13 @@ def _fit_size_model(matrix: np.ndarray, tail: Calibration, seed: int) -> tuple[f
     identities = matrix.shape[1]
     rng = np.random.default_rng(seed)
     sizes = np.unique(np.geomspace(1, identities, 8).round().astype(int))
-    thresholds = np.asarray(tail.survival_scores)
-    p = tail.impostor_survival(thresholds)
+    # Thresholds across the whole observed tail, where the operating points lie: from
+    # the median down to the score only MIN_SIZE_FIT_EVENTS impostor scores reach.
+    ordered = np.sort(matrix.ravel())[::-1]
+    rarest = min(len(ordered), MIN_SIZE_FIT_EVENTS)
+    ranks = np.unique(np.geomspace(rarest, len(ordered) / 2, 32).round().astype(int))
+    thresholds = ordered[ranks - 1]
+    p = ranks / len(ordered)
     xs: list[float] = []
     ys: list[float] = []
     for size in sizes:
