@@ -4,6 +4,11 @@ Loading never unpickles: a checkpoint is data (tensors + JSON), so a file from
 an untrusted place cannot run code in the service. The version is a hash of the
 weights' bytes, so two services reporting one version serve the same network,
 and a card that was paired with other weights is caught at load time.
+
+The card may carry an open-set `Calibration` (decision thresholds). It is metadata
+*about* the embedding space, not part of it: re-calibrating rewrites only the card
+(`write_model_card`), and the version, a hash of the weights alone, stays the same, so
+a gallery embedded with the model stays valid.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from model.config import ModelConfig
+from model.evaluation.calibration import Calibration, CalibrationError
 from model.network import ReIDNet, build_model
 from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 from model.state_dict import describe_mismatch
@@ -45,7 +51,8 @@ class CheckpointError(ValueError):
 class ModelCard:
     """What a checkpoint is: architecture, provenance, quality, identity.
 
-    ``input_size`` is (channels, height, width) of one preprocessed crop.
+    ``input_size`` is (channels, height, width) of one preprocessed crop. ``calibration``
+    is None for a card written before open-set calibration existed, or never calibrated.
     """
 
     config: ModelConfig
@@ -56,6 +63,7 @@ class ModelCard:
     version: str = ""
     trained: bool = True
     created_at: str = ""
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +75,7 @@ class ModelCard:
             "version": self.version,
             "trained": self.trained,
             "created_at": self.created_at,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
         }
 
     @classmethod
@@ -102,6 +111,12 @@ class ModelCard:
         for key, kind in (("version", str), ("trained", bool), ("created_at", str)):
             if not isinstance(data[key], kind):
                 raise CheckpointError(f"model card '{key}' must be a {kind.__name__}")
+        calibration = None
+        if data.get("calibration") is not None:
+            try:
+                calibration = Calibration.from_dict(data["calibration"])
+            except CalibrationError as error:
+                raise CheckpointError(f"model card 'calibration' is invalid: {error}") from error
         return cls(
             config=config,
             embedding_dim=config.embedding_dim,
@@ -111,6 +126,7 @@ class ModelCard:
             version=data["version"],
             trained=data["trained"],
             created_at=data["created_at"],
+            calibration=calibration,
         )
 
 
@@ -130,6 +146,7 @@ def save_checkpoint(
     training_data: dict[str, Any],
     metrics: dict[str, Any],
     trained: bool = True,
+    calibration: Calibration | None = None,
 ) -> ModelCard:
     """Write the checkpoint directory, replacing any previous one whole.
 
@@ -147,8 +164,9 @@ def save_checkpoint(
         version=weights_version(weights),
         trained=trained,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        calibration=calibration,
     )
-    card_text = json.dumps(card.to_dict(), indent=2, allow_nan=True, default=_json_default)
+    card_text = _card_text(card)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -158,6 +176,28 @@ def save_checkpoint(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return card
+
+
+def write_model_card(path: Path, card: ModelCard) -> None:
+    """Replace a checkpoint's card, leaving its weights untouched (e.g. to add a calibration).
+
+    The card must describe the weights already there (same version); it is written to a
+    sibling file and renamed over the old one, so a reader sees the old card or the new.
+    """
+    directory = _checkpoint_directory(Path(path))
+    actual = weights_version((directory / WEIGHTS_FILE).read_bytes())
+    if card.version != actual:
+        raise CheckpointError(
+            f"the new card describes weights version {card.version} but {directory} holds "
+            f"version {actual}"
+        )
+    partial = directory / (CARD_FILE + ".partial")
+    _write_synced(partial, _card_text(card).encode())
+    partial.replace(directory / CARD_FILE)
+
+
+def _card_text(card: ModelCard) -> str:
+    return json.dumps(card.to_dict(), indent=2, allow_nan=True, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -57,6 +57,9 @@ class TrainConfig:
     synthetic_cameras: int = 4
     synthetic_images_per_id_per_camera: int = 2
     eval_dir: Path | None = None  # Market-1501 folder whose query/gallery to evaluate on
+    # Share of the training identities held out (not trained on) to calibrate the open-set
+    # thresholds written into the model cards; 0 disables. It changes the training data.
+    calibration_fraction: float = field(default=0.1, metadata=LOCKED_ON_RESUME)
     output_dir: Path | None = None
     # Model: every field in MODEL_FIELDS.
     arch: str = ModelConfig.arch
@@ -142,6 +145,10 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not self.triplet_margin > 0:
             raise ConfigError(f"triplet_margin must be > 0, got {self.triplet_margin}")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ConfigError(
+                f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}"
+            )
         if not 0.0 <= self.random_erasing <= 1.0:
             raise ConfigError(f"random_erasing must be in [0, 1], got {self.random_erasing}")
         if not 0.0 < self.warmup_start_factor <= 1.0:

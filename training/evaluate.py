@@ -15,43 +15,29 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
 import time
-import zipfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from model.compute import SWITCHES, ComputeSettings
-from model.evaluation.features import extract_features
-from model.evaluation.layouts.catalogue import EVALUATION_LAYOUTS, read_layout
-from model.evaluation.layouts.market import read_market_split
-from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
+from model.compute import SWITCHES
+from model.evaluation.layouts.catalogue import EVALUATION_LAYOUTS
 from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 from model.evaluation.metrics import DEFAULT_MAX_RANK, compute_reid_metrics
-from model.preprocessing import ImageDecodeError, decode_image, preprocess
-
-FEATURE_KEYS = (
-    "query_features",
-    "gallery_features",
-    "query_pids",
-    "gallery_pids",
-    "query_camids",
-    "gallery_camids",
+from training.evaluation_inputs import DEFAULT_BATCH_SIZE, embed_query_gallery
+from training.feature_files import (
+    FEATURE_KEYS,
+    load_feature_file,
+    write_atomically,
+    write_feature_file,
 )
-DEFAULT_BATCH_SIZE = 64
-
-
-class UsageError(Exception):
-    """Input the user can fix; reported through argparse, exit status 2."""
+from training.usage import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", type=Path, metavar="FILE.json", help="also write the JSON report here"
     )
+    open_set = parser.add_argument_group("open-set identification (docs/open_set.md)")
+    open_set.add_argument(
+        "--open-set",
+        action="store_true",
+        help="also report FNIR at FPIR 10%%/1%%/0.1%% with part of the gallery withheld",
+    )
+    open_set.add_argument(
+        "--open-set-plots",
+        type=Path,
+        metavar="DIR",
+        help="write det.png and open_set_scores.png into DIR (with --open-set)",
+    )
+    open_set.add_argument("--withheld-fraction", type=float, default=None, metavar="F")
+    open_set.add_argument("--seed", type=int, default=None, help="seed of the withheld split")
     parser.add_argument(
         "--save-features",
         type=Path,
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
     if args.output is not None:
-        _write_atomically(args.output, (text + "\n").encode())
+        write_atomically(args.output, (text + "\n").encode())
     return 0
 
 
@@ -168,10 +168,10 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         source: dict[str, Any] = {"features": str(args.features)}
         extraction_s = 0.0
     else:
-        arrays, source = _embed_market_folder(args, device)
+        arrays, source = embed_query_gallery(args, device)
         extraction_s = time.perf_counter() - started
         if args.save_features is not None:
-            _write_feature_file(args.save_features, arrays)
+            write_feature_file(args.save_features, arrays)
 
     metrics_started = time.perf_counter()
     try:
@@ -183,8 +183,10 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as error:
         raise UsageError(f"cannot evaluate: {error}") from None
     finished = time.perf_counter()
+    extra = {"open_set": _open_set(args, arrays)} if args.open_set else {}
     return {
         **metrics.to_dict(),
+        **extra,
         "metric": args.metric,
         "flip": args.flip,
         "source": source,
@@ -196,8 +198,35 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _open_set(args: argparse.Namespace, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from model.checkpoint import read_model_card
+    from training.open_set_report import open_set_report
+
+    calibration = None if args.checkpoint is None else read_model_card(args.checkpoint).calibration
+    try:
+        return open_set_report(
+            arrays,
+            withheld_fraction=0.5 if args.withheld_fraction is None else args.withheld_fraction,
+            seed=0 if args.seed is None else args.seed,
+            calibration=calibration,
+            plot_dir=args.open_set_plots,
+        )
+    except ValueError as error:
+        raise UsageError(f"--open-set: {error}") from None
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Reject option combinations that would be silently ignored, before any work."""
+    if not args.open_set:
+        for option, value in (
+            ("--withheld-fraction", args.withheld_fraction),
+            ("--seed", args.seed),
+            ("--open-set-plots", args.open_set_plots),
+        ):
+            if value is not None:
+                raise UsageError(f"{option} only applies with --open-set")
+    elif args.open_set_plots is not None and not args.open_set_plots.is_dir():
+        raise UsageError(f"--open-set-plots: folder {args.open_set_plots} does not exist")
     if args.checkpoint is not None and args.data_dir is None:
         raise UsageError("--checkpoint needs --data-dir (the Market-1501 root to evaluate on)")
     if args.features is not None:
@@ -229,176 +258,6 @@ def _device(name: str | None) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--device: only cpu and cuda are supported, got {name!r}")
     return device
-
-
-def load_feature_file(path: Path) -> dict[str, np.ndarray]:
-    """Read and validate a features ``.npz``; every problem is a UsageError naming it."""
-    if not path.is_file():
-        raise UsageError(f"--features: {path} does not exist or is not a file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in FEATURE_KEYS if key not in archive.files]
-            if missing:
-                raise UsageError(
-                    f"--features: {path} lacks {', '.join(missing)} "
-                    f"(found: {', '.join(archive.files) or 'nothing'})"
-                )
-            arrays = {key: archive[key] for key in FEATURE_KEYS}
-    except UsageError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UsageError(f"--features: {path} is not a readable .npz file: {error}") from None
-    _check_feature_arrays(arrays, path)
-    return arrays
-
-
-def _check_feature_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
-    for split in ("query", "gallery"):
-        features = arrays[f"{split}_features"]
-        if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
-            raise UsageError(
-                f"--features: {split}_features in {path} must be a 2-D float array (N, D), "
-                f"got shape {features.shape} and dtype {features.dtype}"
-            )
-        for ids_key in (f"{split}_pids", f"{split}_camids"):
-            values = arrays[ids_key]
-            if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-                raise UsageError(
-                    f"--features: {ids_key} in {path} must be a 1-D integer array, "
-                    f"got shape {values.shape} and dtype {values.dtype}"
-                )
-            if len(values) != len(features):
-                raise UsageError(
-                    f"--features: {ids_key} in {path} has {len(values)} entries but "
-                    f"{split}_features has {len(features)} rows"
-                )
-    query_dim = arrays["query_features"].shape[1]
-    gallery_dim = arrays["gallery_features"].shape[1]
-    if query_dim != gallery_dim:
-        raise UsageError(
-            f"--features: query and gallery features in {path} have different dimensions "
-            f"({query_dim} vs {gallery_dim})"
-        )
-
-
-def _embed_market_folder(
-    args: argparse.Namespace, device: torch.device
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    root: Path = args.data_dir
-    if not root.is_dir():
-        raise UsageError(f"--data-dir: {root} does not exist or is not a directory")
-    if args.layout in (None, "market"):
-        splits = _read_market_query_gallery(root)
-    else:
-        splits = _read_query_gallery(root, args.layout)
-    # Imported here: the network pulls in torchvision, seconds of start-up that scoring a
-    # features file does not need.
-    from model.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        network, card = load_checkpoint(args.checkpoint)
-    except CheckpointError as error:
-        raise UsageError(f"--checkpoint: {error}") from None
-
-    arrays: dict[str, np.ndarray] = {}
-    batch_size = args.batch_size or DEFAULT_BATCH_SIZE
-    for split, records in splits.items():
-        batches = _image_batches(records, batch_size, args.workers)
-        progress = tqdm(
-            batches,
-            desc=f"embedding {split}",
-            unit="batch",
-            disable=None,
-            total=-(-len(records) // batch_size),
-            file=sys.stderr,
-        )
-        try:
-            compute = ComputeSettings.resolve(device, args.amp, args.amp)
-            features = extract_features(network, progress, compute=compute, flip=args.flip)
-        finally:
-            progress.close()
-        arrays[f"{split}_features"] = features.numpy()
-        arrays[f"{split}_pids"] = np.array([record.pid for record in records], dtype=np.int64)
-        arrays[f"{split}_camids"] = np.array([record.camid for record in records], dtype=np.int64)
-    source = {
-        "checkpoint": str(args.checkpoint),
-        "model_version": card.version,
-        "trained": card.trained,
-        "data_dir": str(root),
-    }
-    return arrays, source
-
-
-def _read_market_query_gallery(root: Path) -> dict[str, list[ImageRecord]]:
-    """Market-1501's query and gallery; its training folder is not needed to evaluate."""
-    missing = [name for name in (QUERY_FOLDER, GALLERY_FOLDER) if not (root / name).is_dir()]
-    if missing:
-        raise UsageError(
-            f"--data-dir: {root} is not a Market-1501 folder: missing "
-            f"{' and '.join(name + '/' for name in missing)}"
-        )
-    try:
-        splits = {
-            "query": read_market_split(root / QUERY_FOLDER),
-            "gallery": read_market_split(root / GALLERY_FOLDER),
-        }
-    except DatasetLayoutError as error:
-        raise UsageError(f"--data-dir: {error}") from None
-    for split, records in splits.items():
-        if not records:
-            raise UsageError(f"--data-dir: the {split} folder of {root} holds no usable images")
-    return splits
-
-
-def _read_query_gallery(root: Path, layout: str) -> dict[str, list[ImageRecord]]:
-    """The query and gallery of any other evaluation layout, read whole by its reader."""
-    try:
-        read = read_layout(layout, root)
-    except DatasetLayoutError as error:
-        raise UsageError(f"--data-dir: {error}") from None
-    return {"query": read.query, "gallery": read.gallery}
-
-
-def _image_batches(
-    records: list[ImageRecord], batch_size: int, workers: int
-) -> Iterator[torch.Tensor]:
-    """Decode crops on a thread pool, preparing the next batch while one is being embedded.
-
-    PIL releases the GIL while decoding and resizing, so threads keep a GPU fed without
-    worker processes. A crop that does not decode stops the run: silently dropping test
-    images would change the benchmark being reported.
-    """
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-
-        def submit(start: int) -> list[Future[torch.Tensor]]:
-            chunk = records[start : start + batch_size]
-            return [pool.submit(_load_crop, record.path) for record in chunk]
-
-        pending = submit(0)
-        for start in range(batch_size, len(records) + batch_size, batch_size):
-            upcoming = submit(start)
-            yield torch.stack([future.result() for future in pending])
-            pending = upcoming
-
-
-def _load_crop(path: Path) -> torch.Tensor:
-    try:
-        return preprocess(decode_image(path.read_bytes()))
-    except (ImageDecodeError, OSError) as error:
-        raise UsageError(f"--data-dir: cannot read image {path}: {error}") from None
-
-
-def _write_feature_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    _write_atomically(path, buffer.getvalue())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a sibling file and rename, so a reader never sees half a report."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
 
 
 if __name__ == "__main__":

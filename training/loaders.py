@@ -1,8 +1,10 @@
-"""From a dataset folder to the three DataLoaders a run needs.
+"""From a dataset folder to the DataLoaders a run needs.
 
 Training batches are P identities × K images (batch-hard triplet mining needs
 several images of each identity in every batch); evaluation walks the query and
-gallery splits in order. On CUDA, decoding and augmentation run in persistent,
+gallery splits in order, and so does the calibration split: training identities held
+out of training so the open-set thresholds are measured on people the network never saw.
+On CUDA, decoding and augmentation run in persistent,
 prefetching worker processes with pinned memory, so the GPU is not left waiting
 on JPEG decoding between steps.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -30,6 +33,7 @@ from training.sampler import IdentityBatchSampler
 from training.transforms import build_eval_transform, build_train_transform
 
 EVAL_BATCH_SIZE = 128
+MIN_CALIBRATION_IDENTITIES = 2  # one enrolled and one withheld, at the very least
 
 
 class DataSetupError(ValueError):
@@ -54,6 +58,9 @@ class DataPipeline:
     gallery_records: Sequence[ImageRecord]  # row i of the gallery features
     skipped_images: int
     eval_root: Path | None
+    calibration_loader: DataLoader | None = None  # None: no identities held out
+    calibration_records: Sequence[ImageRecord] = ()
+    calibration_note: str | None = None  # why nothing was held out although asked
 
     @property
     def iters_per_epoch(self) -> int:
@@ -79,6 +86,8 @@ class DataPipeline:
             "query_images": len(self.query_records),
             "gallery_images": len(self.gallery_records),
             "skipped_images": self.skipped_images,
+            "calibration_identities": len({record.pid for record in self.calibration_records}),
+            "calibration_images": len(self.calibration_records),
         }
         manifest = self.root / MANIFEST_NAME
         if self.synthetic and manifest.is_file():
@@ -117,14 +126,21 @@ def build_data_pipeline(
     """Read the dataset folder and build the loaders; `DataSetupError` if it cannot train."""
     datasets = resolve_datasets(config, context)
     root = datasets[0][1]
-    train_records, query_records, gallery_records, parts = read_records(config, datasets)
+    all_train, query_records, gallery_records, parts = read_records(config, datasets)
+    train_records, calibration_records, note = hold_out_identities(
+        all_train, config.calibration_fraction, seed=config.seed
+    )
     try:
         train_set = ReIDImageDataset(
             train_records,
             build_train_transform(erasing_probability=config.random_erasing),
             relabel=True,
         )
-        query_set = gallery_set = None
+        query_set = gallery_set = calibration_set = None
+        if calibration_records:
+            calibration_set = ReIDImageDataset(
+                calibration_records, build_eval_transform(), relabel=False
+            )
         if query_records and gallery_records:
             query_set = ReIDImageDataset(query_records, build_eval_transform(), relabel=False)
             gallery_set = ReIDImageDataset(gallery_records, build_eval_transform(), relabel=False)
@@ -160,6 +176,11 @@ def build_data_pipeline(
         if eval_sets
         else [None, None]
     )
+    calibration_loader = (
+        DataLoader(calibration_set, batch_size=EVAL_BATCH_SIZE, num_workers=config.workers)
+        if calibration_set is not None
+        else None
+    )
     return DataPipeline(
         root=root,
         layout="+".join(part.layout for part in parts),
@@ -173,8 +194,43 @@ def build_data_pipeline(
         train_records=train_set.records,
         query_records=query_set.records if query_set else [],
         gallery_records=gallery_set.records if gallery_set else [],
-        skipped_images=sum(len(s.skipped) for s in (train_set, *eval_sets)),
+        skipped_images=sum(
+            len(s.skipped) for s in (train_set, *eval_sets, calibration_set) if s is not None
+        ),
         eval_root=config.eval_dir or (root if query_set is not None else None),
+        calibration_loader=calibration_loader,
+        calibration_records=calibration_set.records if calibration_set else [],
+        calibration_note=note,
+    )
+
+
+def hold_out_identities(
+    records: Sequence[ImageRecord], fraction: float, *, seed: int
+) -> tuple[list[ImageRecord], list[ImageRecord], str | None]:
+    """Split training records into (train, calibration) by identity, seeded.
+
+    ``round(fraction * identities)`` identities are held out. When that is fewer than
+    ``MIN_CALIBRATION_IDENTITIES`` nothing is held out (a calibration needs withheld and
+    enrolled identities) and the returned note says so, to be shown to the user.
+    """
+    if fraction == 0:
+        return list(records), [], None
+    pids = sorted({record.pid for record in records})
+    count = round(fraction * len(pids))
+    if count < MIN_CALIBRATION_IDENTITIES:
+        return (
+            list(records),
+            [],
+            f"calibration_fraction {fraction} of {len(pids)} training identities is "
+            f"{count}, fewer than {MIN_CALIBRATION_IDENTITIES}: nothing is held out and the "
+            "model cards get no open-set calibration",
+        )
+    rng = np.random.default_rng([seed, len(pids)])
+    held_out = set(rng.choice(pids, size=count, replace=False).tolist())
+    return (
+        [record for record in records if record.pid not in held_out],
+        [record for record in records if record.pid in held_out],
+        None,
     )
 
 

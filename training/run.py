@@ -34,7 +34,8 @@ from training.engine import TrainingDivergedError
 from training.loaders import DataSetupError
 from training.run_cli import build_parser, parse_config
 from training.run_loop import fit
-from training.run_setup import UsageError, prepare
+from training.run_setup import prepare
+from training.usage import UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

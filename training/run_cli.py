@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=suppress,
         help="Market-1501 folder to evaluate on (default: --data-dir's query/gallery)",
     )
+    data.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=suppress,
+        metavar="F",
+        help="share of training identities held out to calibrate open-set thresholds "
+        "(default 0.1; 0 disables)",
+    )
     data.add_argument("--output-dir", type=Path, default=suppress, help="run directory")
     net = parser.add_argument_group("model")
     net.add_argument("--arch", choices=ARCHS, default=suppress)

@@ -1,5 +1,7 @@
 """The epoch loop of a prepared run: train, evaluate on schedule, checkpoint, log, plot.
 
+After the last epoch the written checkpoints get their open-set calibration, measured
+on the training identities held out for it (``calibration_fraction``).
 Only the main rank evaluates and writes; every rank trains its share of each
 epoch and meets the others at a barrier, so the files of an epoch are complete
 before the next one starts.
@@ -10,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from model.checkpoint import save_checkpoint
+from model.evaluation.calibration import CalibrationError
 from training import distributed
+from training.calibration_step import calibrate_checkpoint
 from training.checkpointing import Progress, save_resume_state
 from training.engine import EvaluationResult, evaluate, train_one_epoch
 from training.plots import write_run_plots
@@ -48,6 +52,8 @@ def fit(state: RunState) -> Progress:
     assert output is not None
     main_rank = state.context.is_main
     last_metrics: dict[str, Any] = {}
+    if state.data.calibration_note and main_rank:
+        print(f"note: {state.data.calibration_note}", flush=True)
     if not state.data.can_evaluate and main_rank:
         print(
             "note: no query/gallery to evaluate on (pass --eval-dir); "
@@ -103,7 +109,38 @@ def fit(state: RunState) -> Progress:
             assert state.log is not None
             state.log.append(row)
         distributed.barrier(state.context)
+    if main_rank and state.data.calibration_loader is not None:
+        _calibrate(state)
+    distributed.barrier(state.context)
     return progress
+
+
+def _calibrate(state: RunState) -> None:
+    """Write the open-set calibration into best/ and last/ (each with its own weights)."""
+    output = state.config.output_dir
+    assert output is not None and state.data.calibration_loader is not None
+    for name in ("best", "last"):
+        if not (output / name).is_dir():
+            continue
+        try:
+            calibration = calibrate_checkpoint(
+                output / name,
+                state.data.calibration_loader,
+                state.compute,
+                seed=state.config.seed,
+                flip=state.config.eval_flip,
+            )
+        except CalibrationError as error:
+            print(f"note: {name}/ gets no open-set calibration: {error}", flush=True)
+            continue
+        thresholds = ", ".join(
+            f"FPIR {target}: {value:.3f}" for target, value in calibration.thresholds.items()
+        )
+        print(
+            f"calibrated {name}/ on {calibration.counts['impostor_scores']} impostor scores "
+            f"(thresholds at {calibration.gallery_identities} identities: {thresholds})",
+            flush=True,
+        )
 
 
 def _evaluate(state: RunState) -> EvaluationResult:

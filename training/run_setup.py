@@ -34,10 +34,7 @@ from training.engine import TrainingObjective
 from training.loaders import DataPipeline, build_data_pipeline
 from training.optim import build_optimizer, build_scheduler
 from training.run_log import RunLog
-
-
-class UsageError(ValueError):
-    """Something the user asked for cannot work; reported as exit status 2."""
+from training.usage import UsageError
 
 
 @dataclass

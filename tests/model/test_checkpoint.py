@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -234,3 +235,57 @@ def test_foreign_safetensors_file(saved: Path) -> None:
     _edit_card(saved, version=digest)
     with pytest.raises(CheckpointError, match=r"\d+ missing: attention.*1 unexpected: weight"):
         load_checkpoint(saved)
+
+
+def _calibration():
+    import numpy as np
+
+    from model.evaluation.calibration import fit_calibration
+
+    return fit_calibration(np.random.default_rng(0).normal(0.0, 0.1, size=(40, 10)))
+
+
+def test_a_calibration_round_trips_and_keeps_the_version(saved: Path) -> None:
+    from model.checkpoint import write_model_card
+
+    before = read_model_card(saved)
+    assert before.calibration is None
+    calibration = _calibration()
+    write_model_card(saved, dataclasses.replace(before, calibration=calibration))
+    _, after = load_checkpoint(saved)
+    assert after.calibration == calibration
+    assert after.version == before.version  # same weights, same version
+    assert sorted(p.name for p in saved.iterdir()) == sorted([CARD_FILE, WEIGHTS_FILE])
+
+
+def test_save_checkpoint_records_a_calibration(tmp_path: Path, small_model: ReIDNet) -> None:
+    calibration = _calibration()
+    card = save_checkpoint(
+        small_model, tmp_path / "c", training_data={}, metrics={}, calibration=calibration
+    )
+    assert read_model_card(tmp_path / "c").calibration == calibration == card.calibration
+
+
+def test_a_card_without_the_calibration_key_still_loads(saved: Path) -> None:
+    data = json.loads((saved / CARD_FILE).read_text())
+    data.pop("calibration", None)
+    (saved / CARD_FILE).write_text(json.dumps(data))
+    assert read_model_card(saved).calibration is None
+
+
+def test_an_invalid_calibration_is_a_checkpoint_error(saved: Path) -> None:
+    data = json.loads((saved / CARD_FILE).read_text())
+    data["calibration"] = {**_calibration().to_dict(), "tail_rate": -3.0}
+    (saved / CARD_FILE).write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="'calibration' is invalid: tail_rate"):
+        read_model_card(saved)
+
+
+def test_a_card_for_other_weights_is_not_written(saved: Path) -> None:
+    from model.checkpoint import write_model_card
+
+    card = dataclasses.replace(read_model_card(saved), version="0123456789abcdef")
+    original = (saved / CARD_FILE).read_text()
+    with pytest.raises(CheckpointError, match="0123456789abcdef"):
+        write_model_card(saved, card)
+    assert (saved / CARD_FILE).read_text() == original

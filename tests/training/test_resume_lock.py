@@ -8,7 +8,8 @@ import pytest
 
 from model.config import ModelConfig
 from training.config import TrainConfig, from_mapping, resume_locked_fields
-from training.run_setup import UsageError, check_resume_compatible
+from training.run_setup import check_resume_compatible
+from training.usage import UsageError
 
 # What the saved optimiser state and batch plan mean; a rename must not unlock them.
 RECIPE_AND_DATA = {"optimizer", "batch_p", "batch_k", "data_dir", "layout", "seed"}

@@ -110,3 +110,42 @@ def test_resume_refuses_a_different_architecture(tiny_data: Path, tiny_run: Path
         _train(tiny_data, tiny_run, "--epochs", "3", "--resume", "--attention", "none")
     assert exit_info.value.code == 2
     assert "attention" in capsys.readouterr().err
+
+
+def test_a_run_too_small_to_hold_out_identities_says_so(tiny_run: Path):
+    card = load_checkpoint(tiny_run / "best")[1]
+    assert card.calibration is None  # 10% of 4 training identities is no calibration set
+    assert card.training_data["calibration_identities"] == 0
+
+
+def test_held_out_identities_calibrate_both_cards(tmp_path: Path, capsys):
+    data = generate_synthetic_market(
+        tmp_path / "market",
+        num_train_ids=9,
+        num_test_ids=2,
+        num_cameras=2,
+        images_per_id_per_camera=3,
+        seed=5,
+    )
+    flags = ["--epochs", "1", "--calibration-fraction", "0.67", "--no-plots"]
+    assert _train(data, tmp_path / "run", *flags) == 0
+    assert "calibrated best/" in capsys.readouterr().out
+    cards = {name: load_checkpoint(tmp_path / "run" / name)[1] for name in ("best", "last")}
+    for card in cards.values():
+        assert card.config.num_classes == 3  # 6 of the 9 identities were held out
+        assert card.training_data["calibration_identities"] == 6
+        calibration = card.calibration
+        assert calibration is not None
+        assert calibration.counts["enrolled_identities"] == 3
+        assert calibration.counts["withheld_identities"] == 3
+        assert calibration.counts["impostor_scores"] == 3 * 6 * 3  # probes x identities
+        assert set(calibration.thresholds) == {"0.1", "0.01", "0.001"}
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["calibration_fraction"] == 0.67
+
+
+def test_calibration_fraction_is_validated(tiny_data: Path, tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _train(tiny_data, tmp_path, "--calibration-fraction", "1.0")
+    assert exit_info.value.code == 2
+    assert "calibration_fraction must be in [0, 1)" in capsys.readouterr().err

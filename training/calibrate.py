@@ -1,0 +1,141 @@
+"""Calibrate an existing checkpoint's open-set thresholds on a labelled set.
+
+    python -m training.calibrate --checkpoint runs/x/best --data-dir data/market1501
+    python -m training.calibrate --checkpoint runs/x/best --data-dir crops/ --layout folder
+
+Every identity of the set is used (for a benchmark layout: its training split, the
+identities the benchmark does not test on, so the calibration stays independent of the
+evaluation): a seeded share is withheld as non-mated, the rest enroll half of their
+images. The fitted `model.evaluation.calibration.Calibration` replaces the card's
+(atomically; the weights, and therefore the model version, are untouched) and is
+printed as JSON. Bad input is a usage error (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from model.checkpoint import CheckpointError
+from model.compute import SWITCHES, ComputeSettings
+from model.evaluation.calibration import CalibrationError
+from model.evaluation.layouts.catalogue import LAYOUT_NAMES, read_layout
+from model.evaluation.layouts.records import DISTRACTOR_PID, DatasetLayoutError, ImageRecord
+from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
+from training.calibration_step import calibrate_checkpoint
+from training.data.dataset import EmptyDatasetError, ReIDImageDataset
+from training.transforms import build_eval_transform
+from training.usage import UsageError
+
+BATCH_SIZE = 64
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.calibrate",
+        description="Fit open-set thresholds (FPIR 10%%, 1%%, 0.1%%, for any gallery size) "
+        "for a checkpoint on a labelled set and write them into its model card.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUT_NAMES,
+        default="market",
+        help="the benchmark layouts calibrate on their training split, the identities "
+        "they do not test on; folder: root/<identity>/",
+    )
+    parser.add_argument(
+        "--withheld-fraction",
+        type=float,
+        default=DEFAULT_WITHHELD_FRACTION,
+        metavar="F",
+        help="share of identities used as non-mated probes (default 0.5)",
+    )
+    parser.add_argument(
+        "--gallery-identities",
+        type=int,
+        default=None,
+        metavar="N",
+        help="gallery size the card's stated thresholds are for (default: the enrolled count)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--amp", choices=SWITCHES, default="auto")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the calibration; returns the exit status (2 for usage errors) instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        try:
+            report = _calibrate(args)
+        except UsageError as error:
+            parser.error(str(error))
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> dict[str, object]:
+    if not 0.0 < args.withheld_fraction < 1.0:
+        raise UsageError(f"--withheld-fraction must be in (0, 1), got {args.withheld_fraction}")
+    if args.gallery_identities is not None and args.gallery_identities < 1:
+        raise UsageError(f"--gallery-identities must be >= 1, got {args.gallery_identities}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UsageError(f"--device: {args.device!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: CUDA was requested but is not available on this machine")
+    records = _records(args.data_dir, args.layout)
+    try:
+        dataset = ReIDImageDataset(records, build_eval_transform(), relabel=False)
+    except EmptyDatasetError as error:
+        raise UsageError(f"--data-dir: {error}") from None
+    if dataset.skipped:
+        first = dataset.skipped[0]
+        raise UsageError(
+            f"--data-dir: {len(dataset.skipped)} image(s) do not decode (first: {first.path}: "
+            f"{first.reason}); a calibration must not silently drop images"
+        )
+    try:
+        calibration = calibrate_checkpoint(
+            args.checkpoint,
+            DataLoader(dataset, batch_size=BATCH_SIZE),
+            ComputeSettings.resolve(device, args.amp, args.amp),
+            withheld_fraction=args.withheld_fraction,
+            gallery_identities=args.gallery_identities,
+            seed=args.seed,
+            flip=args.flip,
+        )
+    except CheckpointError as error:
+        raise UsageError(f"--checkpoint: {error}") from None
+    except CalibrationError as error:
+        raise UsageError(f"cannot calibrate on {args.data_dir}: {error}") from None
+    return {"checkpoint": str(args.checkpoint), "calibration": calibration.to_dict()}
+
+
+def _records(root: Path, layout: str) -> list[ImageRecord]:
+    """The labelled crops; Market-1501 distractors (pid 0) are many people, so they go."""
+    if not root.is_dir():
+        raise UsageError(f"--data-dir: {root} does not exist or is not a directory")
+    try:
+        records = read_layout(layout, root).train
+    except DatasetLayoutError as error:
+        raise UsageError(f"--data-dir: {error}") from None
+    return [record for record in records if record.pid != DISTRACTOR_PID]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
