@@ -88,13 +88,13 @@ class _PartChecker:
             self.fields += 1
             if self.fields > limits.max_fields:
                 self._refuse_count(
-                    "too_many_fields", "text fields", limits.max_fields, limits.fields_setting
+                    limits.max_fields, limits.fields_setting, "text fields", code="too_many_fields"
                 )
         else:
             self.files += 1
             if self.files > limits.max_files:
                 self._refuse_count(
-                    "too_many_files", "files", limits.max_files, limits.files_setting
+                    limits.max_files, limits.files_setting, "files", code="too_many_files"
                 )
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -112,7 +112,7 @@ class _PartChecker:
         if self._field_name == "_charset_" and text.strip().lower() not in _UTF8_NAMES:
             self._refuse_text(f"names charset {text!r}; form text is always UTF-8")
 
-    def _refuse_count(self, code: str, what: str, limit: int, setting: str) -> None:
+    def _refuse_count(self, limit: int, setting: str, what: str, *, code: str) -> None:
         self.refusal = self.refusal or Refusal(
             413,
             code,

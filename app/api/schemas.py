@@ -244,14 +244,3 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(examples=["ready"])
     checks: dict[str, Any]
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        401: "missing or invalid API key",
-        403: "the key's role does not allow this",
-        413: "body, file, pixel count, file count or metadata over a limit",
-        422: "invalid field or image",
-    }.items()
-}

@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from app.api.deps import ADMIN, EvaluationsDep, SettingsDep
+from app.api.error_codes import AUTH_CODES, UPLOAD_CODES, error_responses
 from app.api.errors import ApiError
 from app.api.schemas import (
-    ERROR_RESPONSES,
-    ErrorResponse,
     EvaluationAccepted,
     EvaluationStatus,
 )
@@ -27,10 +26,23 @@ router = APIRouter(tags=["evaluation"])
     response_model=EvaluationAccepted,
     dependencies=[ADMIN],
     summary="Start an evaluation job",
-    responses={
-        **ERROR_RESPONSES,
-        409: {"model": ErrorResponse, "description": "empty gallery or model mismatch (b)"},
-    },
+    responses=error_responses(
+        *AUTH_CODES,
+        *UPLOAD_CODES,
+        "invalid_evaluation_request",
+        "invalid_labels",
+        "unsafe_zip",
+        "invalid_zip",
+        "invalid_dataset_layout",
+        "zip_too_many_files",
+        "zip_member_too_large",
+        "zip_too_large",
+        "zip_bomb",
+        "gallery_too_large",
+        "empty_gallery",
+        "model_version_mismatch",
+        "database_unavailable",
+    ),
 )
 async def start_evaluation(
     evaluations: EvaluationsDep,
@@ -83,7 +95,9 @@ async def start_evaluation(
     response_model=EvaluationStatus,
     dependencies=[ADMIN],
     summary="Status, progress and metrics of a job",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+    responses=error_responses(
+        *AUTH_CODES, "validation_error", "job_not_found", "database_unavailable"
+    ),
 )
 async def evaluation_status(
     job_id: Annotated[str, Path(max_length=64)], evaluations: EvaluationsDep

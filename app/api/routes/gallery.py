@@ -10,14 +10,19 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 
 from app.api.deps import READ, WRITE, GalleryDep, SettingsDep
+from app.api.error_codes import (
+    AUTH_CODES,
+    ENTRY_FIELD_CODES,
+    IMAGE_CODES,
+    UPLOAD_CODES,
+    error_responses,
+)
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.schemas import (
-    ERROR_RESPONSES,
     DeletedEntry,
     EnrollResponse,
     Entry,
     EntryPage,
-    ErrorResponse,
 )
 from app.api.uploads import read_uploads
 from app.gallery.entry_fields import EntryFields, check_camera, check_identity
@@ -34,15 +39,17 @@ _MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
     response_model=EnrollResponse,
     dependencies=[WRITE],
     summary="Enroll one or more crops of one identity",
-    responses={
-        **ERROR_RESPONSES,
-        409: {
-            "model": ErrorResponse,
-            "description": "an image is enrolled under another identity "
-            "(duplicate_image), or the gallery was built by another model "
-            "(model_version_mismatch)",
-        },
-    },
+    responses=error_responses(
+        *AUTH_CODES,
+        *UPLOAD_CODES,
+        *IMAGE_CODES,
+        *ENTRY_FIELD_CODES,
+        "duplicate_image",
+        "model_version_mismatch",
+        "conflict",
+        "database_unavailable",
+        "storage_error",
+    ),
 )
 async def enroll(
     identity: Annotated[
@@ -98,7 +105,14 @@ async def enroll(
     response_model=EntryPage,
     dependencies=[READ],
     summary="List entries, oldest first, optionally of one identity or camera",
-    responses=ERROR_RESPONSES,
+    responses=error_responses(
+        *AUTH_CODES,
+        "validation_error",
+        "invalid_identity",
+        "invalid_camera",
+        "invalid_cursor",
+        "database_unavailable",
+    ),
 )
 async def list_entries(
     gallery: GalleryDep,
@@ -128,7 +142,9 @@ async def list_entries(
     response_model=Entry,
     dependencies=[READ],
     summary="One entry",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+    responses=error_responses(
+        *AUTH_CODES, "validation_error", "entry_not_found", "database_unavailable"
+    ),
 )
 async def get_entry(entry_id: EntryId, gallery: GalleryDep) -> Entry:
     return Entry.of(await asyncio.to_thread(gallery.reads.entry, entry_id))
@@ -141,7 +157,13 @@ async def get_entry(entry_id: EntryId, gallery: GalleryDep) -> Entry:
     response_class=Response,
     responses={
         200: {"content": {mime: {} for mime in _MEDIA_TYPES.values()}},
-        404: {"model": ErrorResponse},
+        **error_responses(
+            *AUTH_CODES,
+            "validation_error",
+            "entry_not_found",
+            "image_not_found",
+            "database_unavailable",
+        ),
     },
 )
 async def get_entry_image(entry_id: EntryId, gallery: GalleryDep) -> Response:
@@ -158,7 +180,9 @@ async def get_entry_image(entry_id: EntryId, gallery: GalleryDep) -> Response:
     response_model=DeletedEntry,
     dependencies=[WRITE],
     summary="Delete one entry: its row, vector and stored crop",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+    responses=error_responses(
+        *AUTH_CODES, "validation_error", "entry_not_found", "database_unavailable"
+    ),
 )
 async def delete_entry(entry_id: EntryId, gallery: GalleryDep) -> DeletedEntry:
     entry = await asyncio.to_thread(gallery.removal.delete_entry, entry_id)

@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import READ, WRITE, GalleryDep
+from app.api.error_codes import AUTH_CODES, error_responses
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.schemas import (
-    ERROR_RESPONSES,
     ErasedIdentity,
-    ErrorResponse,
     IdentityDetail,
     IdentityPage,
     IdentitySummary,
@@ -30,7 +29,9 @@ _DETAIL_ENTRIES = 100
     response_model=IdentityPage,
     dependencies=[READ],
     summary="List identities with their entry counts, in name order",
-    responses=ERROR_RESPONSES,
+    responses=error_responses(
+        *AUTH_CODES, "validation_error", "invalid_cursor", "database_unavailable"
+    ),
 )
 async def list_identities(
     gallery: GalleryDep,
@@ -52,7 +53,13 @@ async def list_identities(
     response_model=IdentityDetail,
     dependencies=[READ],
     summary="One identity: counts, cameras, time range and its first entries",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+    responses=error_responses(
+        *AUTH_CODES,
+        "validation_error",
+        "invalid_identity",
+        "identity_not_found",
+        "database_unavailable",
+    ),
 )
 async def get_identity(identity: IdentityName, gallery: GalleryDep) -> IdentityDetail:
     name = check_identity(identity)
@@ -65,7 +72,13 @@ async def get_identity(identity: IdentityName, gallery: GalleryDep) -> IdentityD
     response_model=ErasedIdentity,
     dependencies=[WRITE],
     summary="Erase an identity: every entry, vector and stored crop (right to erasure)",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+    responses=error_responses(
+        *AUTH_CODES,
+        "validation_error",
+        "invalid_identity",
+        "identity_not_found",
+        "database_unavailable",
+    ),
 )
 async def erase_identity(identity: IdentityName, gallery: GalleryDep) -> ErasedIdentity:
     name = check_identity(identity)

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from app.api.deps import READ, GalleryDep, SettingsDep
-from app.api.schemas import ERROR_RESPONSES, ErrorResponse, QueryResponse
+from app.api.error_codes import AUTH_CODES, IMAGE_CODES, UPLOAD_CODES, error_responses
+from app.api.schemas import QueryResponse
 from app.api.uploads import read_uploads
 from app.gallery.entry_fields import check_camera
 from app.gallery.search import QueryFilters
@@ -22,10 +23,17 @@ router = APIRouter(tags=["query"])
     response_model=QueryResponse,
     dependencies=[READ],
     summary="Rank identities for one crop",
-    responses={
-        **ERROR_RESPONSES,
-        409: {"model": ErrorResponse, "description": "model_version_mismatch"},
-    },
+    responses=error_responses(
+        *AUTH_CODES,
+        *UPLOAD_CODES,
+        *IMAGE_CODES,
+        "invalid_camera",
+        "invalid_timestamp",
+        "camera_required",
+        "invalid_time_window",
+        "model_version_mismatch",
+        "database_unavailable",
+    ),
 )
 async def query(
     image: Annotated[UploadFile, File(description="one JPEG, PNG or WebP crop")],

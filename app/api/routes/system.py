@@ -11,13 +11,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.api.deps import READ, ServicesDep
+from app.api.error_codes import AUTH_CODES, error_responses
 from app.api.schemas import Health, Readiness
 from app.services import Services
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Liveness: the process answers",
+    responses=error_responses("remote_access_disabled"),
+)
 async def health() -> Health:
     return Health(status="ok")
 
@@ -68,7 +74,10 @@ def _readiness(services: Services) -> dict[str, Any]:
     "/ready",
     response_model=Readiness,
     summary="Readiness: model loaded, database reachable, index in step with it",
-    responses={503: {"model": Readiness, "description": "not ready; checks say why"}},
+    responses={
+        **error_responses("remote_access_disabled"),
+        503: {"model": Readiness, "description": "not ready; checks say why"},
+    },
 )
 async def ready(services: ServicesDep) -> JSONResponse:
     """An untrained model still serves (checks.model.trained is false)."""
@@ -82,7 +91,10 @@ async def ready(services: ServicesDep) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        **error_responses("remote_access_disabled"),
+    },
 )
 async def metrics(services: ServicesDep) -> Response:
     services.telemetry.gallery_entries.set(services.gallery.live.count)
@@ -92,6 +104,7 @@ async def metrics(services: ServicesDep) -> Response:
 @router.get(
     "/model",
     dependencies=[READ],
+    responses=error_responses(*AUTH_CODES),
     summary="The model card of the served network (trained or not, version, metrics)",
 )
 async def model_card(services: ServicesDep) -> dict[str, Any]:
