@@ -64,6 +64,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_text_encoding": ErrorCode(
         422, "A form field is not UTF-8, or names another charset (`details.field`)"
     ),
+    "duplicate_field": ErrorCode(422, "A text field is sent more than once (`details.field`)"),
     "empty_file": ErrorCode(422, "A file is empty"),
     "invalid_image": ErrorCode(422, "A file is not a decodable image (corrupt, truncated)"),
     "unsupported_format": ErrorCode(
@@ -120,6 +121,7 @@ UPLOAD_CODES = (
     "too_many_fields",
     "file_too_large",
     "invalid_text_encoding",
+    "duplicate_field",
     "validation_error",
 )
 IMAGE_CODES = ("empty_file", "invalid_image", "unsupported_format", "too_many_pixels")

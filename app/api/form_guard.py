@@ -6,7 +6,8 @@ client never sent, silently stored), and it counts files against its own fixed
 default (1,000) rather than our settings. This guard runs an independent
 streaming parse of the same bytes, just ahead of the app's: it counts file
 parts and text fields against :class:`~app.api.limits.FormLimits`, and refuses
-a text field that is not UTF-8, with the field's name. The app's parser then
+a text field that is not UTF-8, or that is sent twice (the app would silently
+keep one of the values), with the field's name. The app's parser then
 never sees the part that broke a rule. A body that is not well-formed
 multipart is left to the app's parser, which answers 400 ``bad_request``.
 """
@@ -33,7 +34,7 @@ class _PartChecker:
     def __init__(self, boundary: bytes, limits: FormLimits) -> None:
         self.limits = limits
         self.files = 0
-        self.fields = 0
+        self.fields: set[str] = set()
         self.refusal: Refusal | None = None
         self._broken = False
         self._header_name = b""
@@ -85,8 +86,13 @@ class _PartChecker:
         self._is_field = b"filename" not in options
         limits = self.limits
         if self._is_field:
-            self.fields += 1
-            if self.fields > limits.max_fields:
+            if self._field_name in self.fields:
+                self._refuse_text(
+                    "is sent more than once; send each text field once", "duplicate_field"
+                )
+                return
+            self.fields.add(self._field_name)
+            if len(self.fields) > limits.max_fields:
                 self._refuse_count(
                     limits.max_fields, limits.fields_setting, "text fields", code="too_many_fields"
                 )
@@ -121,10 +127,10 @@ class _PartChecker:
             {"limit": limit, "setting": setting},
         )
 
-    def _refuse_text(self, problem: str) -> None:
+    def _refuse_text(self, problem: str, code: str = "invalid_text_encoding") -> None:
         self.refusal = self.refusal or Refusal(
             422,
-            "invalid_text_encoding",
+            code,
             f"form field {self._field_name!r} {problem}",
             {"field": self._field_name},
         )

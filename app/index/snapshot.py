@@ -2,11 +2,13 @@
 
 File layout (one file, so it is replaced atomically as a whole)::
 
-    <FAISS index bytes> <header JSON> <header length: u64 little-endian> b"REIDSNP1"
+    <FAISS index bytes> <header JSON> <header length: u64 LE> <header SHA-256> b"REIDSNP2"
 
 The header is the watermark: the gallery state the index was taken from
 (model version, dimension, index structure, live count, highest entry id,
-tombstones) plus the SHA-256 and length of the index bytes. Start-up uses a
+tombstones) plus the SHA-256 and length of the index bytes. The trailer holds
+the header's own SHA-256, so a flipped byte in the watermark or the tombstones
+(which decide what the index may serve) is caught as surely as one in the index. Start-up uses a
 snapshot only when its watermark equals the database's current state and the
 checksum verifies; anything else (crash after newer commits, older copy, bytes
 overwritten, another model) means a rebuild from the database.
@@ -32,9 +34,10 @@ from app.index.backends import gpu_available
 from app.index.spec import IndexSpec
 from app.index.vector_index import VectorIndex
 
-MAGIC = b"REIDSNP1"
-FORMAT_VERSION = 1
-_TRAILER = struct.Struct("<Q8s")
+MAGIC = b"REIDSNP2"
+_OLDER_MAGIC = b"REIDSNP1"  # format 1: no header checksum; such a snapshot is rebuilt
+FORMAT_VERSION = 2
+_TRAILER = struct.Struct("<Q32s8s")
 _MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 
@@ -101,7 +104,7 @@ def write_snapshot(path: Path, index: VectorIndex, model_version: str) -> Waterm
             )
             encoded = json.dumps(asdict(header), separators=(",", ":")).encode()
             handle.write(encoded)
-            handle.write(_TRAILER.pack(len(encoded), MAGIC))
+            handle.write(_TRAILER.pack(len(encoded), hashlib.sha256(encoded).digest(), MAGIC))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -132,14 +135,21 @@ def _read_header(handle: BinaryIO, size: int) -> SnapshotHeader:
     if size < _TRAILER.size:
         raise SnapshotError("snapshot is truncated (no trailer)")
     handle.seek(size - _TRAILER.size)
-    header_length, magic = _TRAILER.unpack(handle.read(_TRAILER.size))
+    header_length, header_sha256, magic = _TRAILER.unpack(handle.read(_TRAILER.size))
     if magic != MAGIC:
-        raise SnapshotError("snapshot trailer magic is wrong (not a snapshot, or damaged)")
+        raise SnapshotError(
+            "snapshot is in the older format 1 (no header checksum)"
+            if magic == _OLDER_MAGIC
+            else "snapshot trailer magic is wrong (not a snapshot, or damaged)"
+        )
     if header_length > min(_MAX_HEADER_BYTES, size - _TRAILER.size):
         raise SnapshotError(f"snapshot header length {header_length} is impossible")
     handle.seek(size - _TRAILER.size - header_length)
+    encoded = handle.read(header_length)
+    if hashlib.sha256(encoded).digest() != header_sha256:
+        raise SnapshotError("snapshot header checksum does not match: the file is damaged")
     try:
-        raw = json.loads(handle.read(header_length))
+        raw = json.loads(encoded)
         header = SnapshotHeader(
             watermark=Watermark(**raw.pop("watermark")),
             **raw,

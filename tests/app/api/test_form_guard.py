@@ -129,6 +129,20 @@ def test_a_charset_other_than_utf8_is_refused(shared: TestClient) -> None:
     assert entries_of(shared, identity) == []
 
 
+@pytest.mark.parametrize("field", [b"identity", b"camera", b"metadata"])
+def test_a_text_field_sent_twice_is_refused_not_half_kept(shared: TestClient, field: bytes) -> None:
+    identity = unique()
+    parts = [(b"identity", None, identity.encode()), (field, None, b'"a"'), (field, None, b'"b"')]
+    if field == b"identity":
+        parts = [(b"identity", None, identity.encode()), (b"identity", None, b"someone-else")]
+    body, headers = multipart([*parts, (b"images", b"a.jpg", GOOD)])
+    error = assert_error(
+        shared.post("/gallery", content=body, headers=headers), 422, "duplicate_field"
+    )
+    assert error["details"] == {"field": field.decode()}
+    assert entries_of(shared, identity) == []
+
+
 def test_malformed_multipart_is_400_bad_request(shared: TestClient) -> None:
     headers = {"content-type": "multipart/form-data; boundary=b0undary"}
     response = shared.post("/gallery", content=b"--b0undary\r\nno headers end", headers=headers)

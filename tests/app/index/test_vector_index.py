@@ -94,3 +94,44 @@ def test_hnsw_asks_for_compaction_and_ivf_for_training() -> None:
     more = np.arange(101, 201, dtype=np.int64)
     ivf.add(more, unit_vectors(100, seed=1))
     assert ivf.needs_training
+
+
+def _hnsw_snapshot(path: Path) -> bytes:
+    ids = np.arange(1, 61, dtype=np.int64)
+    index = VectorIndex.build(DIM, SPECS["hnsw"], chunks(ids, unit_vectors(60, seed=3)))
+    index.remove([7, 8])  # HNSW keeps them as tombstones, listed in the header
+    write_snapshot(path, index, "v1")
+    return path.read_bytes()
+
+
+def test_every_byte_of_the_header_and_trailer_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "index.snapshot"
+    original = _hnsw_snapshot(path)
+    header = read_header(path)
+    assert header.tombstones == [7, 8]
+    header_start = header.payload_bytes
+    # Every byte after the index payload: the header JSON and the whole trailer.
+    for position in range(header_start, len(original)):
+        damaged = bytearray(original)
+        damaged[position] ^= 0x01
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(SnapshotError):
+            load_snapshot(path, SPECS["hnsw"])
+
+
+def test_a_changed_tombstone_that_is_still_valid_json_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "index.snapshot"
+    original = _hnsw_snapshot(path)
+    # "tombstones":[7,8] -> [7,9]: the header parses, but id 8 would come back to life.
+    damaged = original.replace(b'"tombstones":[7,8]', b'"tombstones":[7,9]')
+    assert damaged != original
+    path.write_bytes(damaged)
+    with pytest.raises(SnapshotError, match="header checksum"):
+        load_snapshot(path, SPECS["hnsw"])
+
+
+def test_an_older_format_snapshot_is_named_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.snapshot"
+    path.write_bytes(b"\x00" * 64 + b"REIDSNP1")
+    with pytest.raises(SnapshotError, match="older format 1"):
+        read_header(path)
