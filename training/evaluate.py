@@ -41,6 +41,7 @@ from model.evaluation.market_layout import (
 )
 from model.evaluation.metrics import DEFAULT_MAX_RANK, compute_reid_metrics
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
+from training import evaluate_reranking
 
 FEATURE_KEYS = (
     "query_features",
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="write the extracted features as .npz (--checkpoint)",
     )
+    evaluate_reranking.add_arguments(parser)
     return parser
 
 
@@ -158,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     _check_arguments(args)
+    try:
+        rerank = evaluate_reranking.reranking_settings(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     device = _device(args.device)
     started = time.perf_counter()
     if args.features is not None:
@@ -176,6 +182,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             *(torch.from_numpy(arrays[key]).to(device) for key in FEATURE_KEYS),
             metric=args.metric,
             max_rank=args.max_rank,
+            rerank=rerank,
+            query_expansion=args.aqe,
         )
     except ValueError as error:
         raise UsageError(f"cannot evaluate: {error}") from None
@@ -184,6 +192,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         **metrics.to_dict(),
         "metric": args.metric,
         "flip": args.flip,
+        "rerank": None if rerank is None else rerank.to_dict(),
+        "aqe": None if args.aqe is None else {"k": args.aqe},
         "source": source,
         "timing": {
             "feature_extraction_s": round(extraction_s, 3),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -64,7 +64,8 @@ class KReciprocalSettings:
             raise ValueError(f"re-ranking lambda must be a number in [0, 1], got {value!r}")
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        """For reports: named like the command-line options (``lambda``, not lambda_value)."""
+        return {"k1": self.k1, "k2": self.k2, "lambda": self.lambda_value}
 
 
 def k_reciprocal_distance_chunks(
