@@ -56,11 +56,11 @@ class SparseRows:
     @classmethod
     def concatenate(cls, parts: list[SparseRows]) -> SparseRows:
         """Stack row blocks (built chunk by chunk) into one matrix."""
-        offsets = torch.cumsum(torch.tensor([0] + [p.indptr[-1] for p in parts[:-1]]), 0)
-        indptr = torch.cat(
-            [parts[0].indptr[:1]]
-            + [p.indptr[1:] + int(o) for p, o in zip(parts, offsets, strict=True)]
-        )
+        pieces, offset = [parts[0].indptr[:1]], 0
+        for part in parts:
+            pieces.append(part.indptr[1:] + offset)
+            offset += int(part.indptr[-1])
+        indptr = torch.cat(pieces)
         return cls(
             indptr,
             torch.cat([p.indices for p in parts]),
