@@ -11,9 +11,10 @@ The evaluation with re-ranking (compute_reid_metrics(rerank=...)) is timed once;
 resident memory it adds on top of the features is the kernel's high-water mark, reset
 just before. ``--with-dense`` also runs the dense test reference (tests/model/
 test_reranking.py: full N x N float64 matrices, Python loops) in a child process and
-reports that child's peak RSS, for sizes where it fits. For the original authors' float32
-code the arithmetic is also reported: at its argsort it holds the N x N float32 distance and
-V matrices, the int64 argsort and its int32 copy, i.e. 20 N^2 bytes (N = queries + gallery).
+reports the peak RSS it adds on top of its features, for sizes where it fits. For the
+original authors' float32 code the arithmetic is also reported: at its argsort it holds the
+N x N float32 distance and V matrices, the int64 argsort and its int32 copy, i.e. 20 N^2
+bytes (N = queries + gallery).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -146,9 +146,6 @@ def main() -> None:
         dense = json.loads(child.stdout)
         report["dense_reference_s"] = dense["seconds"]
         report["dense_reference_added_peak_rss_mib"] = dense["added_peak_rss_mib"]
-        report["dense_reference_peak_rss_mib"] = round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        )
     print(json.dumps(report, indent=2))
 
 

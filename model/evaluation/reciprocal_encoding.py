@@ -89,7 +89,8 @@ def k_reciprocal_vectors(
 ) -> SparseRows:
     """V after local query expansion: one sparse row per item, columns = items."""
     rows, columns = _expansion_entries(ranking.neighbours, k1, memory_budget_bytes)
-    batch = max(1, memory_budget_bytes // (8 * features.shape[1] + 64))
+    # Per pair: both gathered float32 vectors and their elementwise product.
+    batch = max(1, memory_budget_bytes // (12 * features.shape[1] + 64))
     ratio = pair_distances(metric, features, rows, columns, batch_size=batch)
     ratio.div_(ranking.row_max[rows])
     weights = torch.exp(ratio.double().neg_())
