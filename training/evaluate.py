@@ -30,6 +30,7 @@ from model.compute import SWITCHES
 from model.evaluation.layouts.catalogue import EVALUATION_LAYOUTS
 from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
 from model.evaluation.metrics import DEFAULT_MAX_RANK, compute_reid_metrics
+from training import evaluate_reranking
 from training.evaluation_inputs import DEFAULT_BATCH_SIZE, embed_query_gallery
 from training.feature_files import (
     FEATURE_KEYS,
@@ -37,7 +38,7 @@ from training.feature_files import (
     write_atomically,
     write_feature_file,
 )
-from training.usage import UsageError
+from training.usage import UsageError, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,14 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         default=None,
         help=f"images per forward pass (default {DEFAULT_BATCH_SIZE}; with --checkpoint)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         default=min(8, os.cpu_count() or 1),
         help="image-decoding threads (default: CPU count, at most 8)",
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-rank",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_RANK,
         metavar="K",
         help=f"length of the reported CMC curve (default {DEFAULT_MAX_RANK})",
@@ -128,17 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="write the extracted features as .npz (--checkpoint)",
     )
+    evaluate_reranking.add_arguments(parser)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     _check_arguments(args)
+    try:
+        rerank = evaluate_reranking.reranking_settings(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     device = _device(args.device)
     started = time.perf_counter()
     if args.features is not None:
@@ -179,6 +175,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             *(torch.from_numpy(arrays[key]).to(device) for key in FEATURE_KEYS),
             metric=args.metric,
             max_rank=args.max_rank,
+            rerank=rerank,
+            query_expansion=args.aqe,
         )
     except ValueError as error:
         raise UsageError(f"cannot evaluate: {error}") from None
@@ -189,6 +187,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         **extra,
         "metric": args.metric,
         "flip": args.flip,
+        "rerank": None if rerank is None else rerank.to_dict(),
+        "aqe": None if args.aqe is None else {"k": args.aqe},
         "source": source,
         "timing": {
             "feature_extraction_s": round(extraction_s, 3),

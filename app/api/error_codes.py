@@ -87,6 +87,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_evaluation_request": ErrorCode(
         422, "Neither or both of `dataset` and `images` + `identities`"
     ),
+    "invalid_evaluation_options": ErrorCode(
+        422, "`rerank` is not a boolean, or `aqe` is not a whole number from 1 to the gallery size"
+    ),
     "invalid_labels": ErrorCode(
         422, "`identities`/`cameras` are not JSON arrays, one entry per image (metadata JSON rules)"
     ),

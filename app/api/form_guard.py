@@ -88,7 +88,7 @@ class _PartChecker:
         if self._is_field:
             if self._field_name in self.fields:
                 self._refuse_text(
-                    "is sent more than once; send each text field once", "duplicate_field"
+                    "is sent more than once; send each text field once", code="duplicate_field"
                 )
                 return
             self.fields.add(self._field_name)
@@ -113,10 +113,14 @@ class _PartChecker:
         try:
             text = bytes(self._value).decode("utf-8")
         except UnicodeDecodeError as error:
-            self._refuse_text(f"is not valid UTF-8 (byte {error.start})")
+            self._refuse_text(
+                f"is not valid UTF-8 (byte {error.start})", code="invalid_text_encoding"
+            )
             return
         if self._field_name == "_charset_" and text.strip().lower() not in _UTF8_NAMES:
-            self._refuse_text(f"names charset {text!r}; form text is always UTF-8")
+            self._refuse_text(
+                f"names charset {text!r}; form text is always UTF-8", code="invalid_text_encoding"
+            )
 
     def _refuse_count(self, limit: int, setting: str, what: str, *, code: str) -> None:
         self.refusal = self.refusal or Refusal(
@@ -127,7 +131,7 @@ class _PartChecker:
             {"limit": limit, "setting": setting},
         )
 
-    def _refuse_text(self, problem: str, code: str = "invalid_text_encoding") -> None:
+    def _refuse_text(self, problem: str, *, code: str) -> None:
         self.refusal = self.refusal or Refusal(
             422,
             code,

@@ -39,3 +39,7 @@ class JobNotFound(NotFound):
 
 class JobFailed(ReidError):
     """An accepted job could not finish; recorded on the job, never raised to a client."""
+
+
+class InvalidEvaluationOptions(InvalidInput):
+    code = "invalid_evaluation_options"

@@ -23,6 +23,7 @@ from app.gallery.entry_fields import check_camera, check_identity
 from app.inference.decoding import Upload
 from app.jobs.errors import EmptyGallery, GalleryTooLarge, InvalidLabels, JobFailed
 from app.jobs.members import MemberEmbedder, Progress
+from app.jobs.ranking_options import RankingOptions
 from model.evaluation.metrics import compute_reid_metrics
 
 KIND = "labelled_queries"
@@ -75,6 +76,7 @@ def prepare(
     labels: QueryLabels,
     gallery: Gallery,
     max_gallery: int,
+    options: RankingOptions,
 ) -> dict[str, Any]:
     """Check the gallery can be evaluated against, then store the queries for the job."""
     gallery.lifecycle.require_compatible()
@@ -86,6 +88,7 @@ def prepare(
             f"the gallery holds {gallery_size} entries; evaluating against more than "
             f"{max_gallery} is refused (REID_EVALUATE_MAX_GALLERY)"
         )
+    options.check_gallery_size(gallery_size)
     with zipfile.ZipFile(directory / ARCHIVE, "w", zipfile.ZIP_STORED) as archive:
         for upload in uploads:
             archive.writestr(f"{upload.index:06d}", upload.data)
@@ -95,11 +98,18 @@ def prepare(
         "cameras": labels.cameras,
     }
     (directory / LABELS).write_text(json.dumps(stored), encoding="utf-8")
-    return {"counts": {"query_images": len(uploads), "gallery_entries": gallery_size}}
+    return {
+        "counts": {"query_images": len(uploads), "gallery_entries": gallery_size},
+        "ranking": options.to_dict(),
+    }
 
 
 async def run(
-    directory: Path, gallery: Gallery, embedder: MemberEmbedder, progress: Progress
+    directory: Path,
+    gallery: Gallery,
+    embedder: MemberEmbedder,
+    progress: Progress,
+    options: RankingOptions,
 ) -> dict[str, Any]:
     labels = json.loads((directory / LABELS).read_text(encoding="utf-8"))
     await asyncio.to_thread(gallery.lifecycle.require_compatible)
@@ -155,6 +165,8 @@ async def run(
         gallery_pids,
         query_cams,
         gallery_cams,
+        rerank=options.rerank_settings,
+        query_expansion=options.aqe,
     )
     skipped = [
         {"file": labels["filenames"][int(item["file"])], "code": item["code"]}
@@ -162,6 +174,7 @@ async def run(
     ]
     return {
         "metrics": metrics.to_dict(),
+        "ranking": options.to_dict(),
         "counts": {
             "query_images": len(names),
             "gallery_entries": len(gallery_ids),

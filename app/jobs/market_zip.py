@@ -11,6 +11,7 @@ import numpy as np
 
 from app.jobs.errors import JobFailed
 from app.jobs.members import MemberEmbedder, Progress
+from app.jobs.ranking_options import RankingOptions
 from app.jobs.zipcheck import Member, ZipLimits, open_checked, plan_market_zip
 from model.evaluation.metrics import compute_reid_metrics
 
@@ -19,16 +20,21 @@ ARCHIVE = "dataset.zip"
 MAX_LISTED_SKIPS = 20
 
 
-def prepare(directory: Path, limits: ZipLimits) -> dict[str, Any]:
+def prepare(directory: Path, limits: ZipLimits, options: RankingOptions) -> dict[str, Any]:
     """Validate the stored zip (refusing anything hostile); returns the job's params."""
     archive, members = open_checked(directory / ARCHIVE, limits)
     with archive:
         plan = plan_market_zip(members)
-    return {"counts": plan.counts()}
+    options.check_gallery_size(len(plan.gallery))
+    return {"counts": plan.counts(), "ranking": options.to_dict()}
 
 
 async def run(
-    directory: Path, limits: ZipLimits, embedder: MemberEmbedder, progress: Progress
+    directory: Path,
+    limits: ZipLimits,
+    embedder: MemberEmbedder,
+    progress: Progress,
+    options: RankingOptions,
 ) -> dict[str, Any]:
     archive, members = await asyncio.to_thread(open_checked, directory / ARCHIVE, limits)
     with archive:
@@ -60,9 +66,12 @@ async def run(
         _attribute_of_kept(plan.gallery, gallery.kept, "pid"),
         _attribute_of_kept(plan.query, query.kept, "camid"),
         _attribute_of_kept(plan.gallery, gallery.kept, "camid"),
+        rerank=options.rerank_settings,
+        query_expansion=options.aqe,
     )
     return {
         "metrics": metrics.to_dict(),
+        "ranking": options.to_dict(),
         "counts": {**plan.counts(), "undecodable_skipped": len(skipped)},
         "skipped": skipped[:MAX_LISTED_SKIPS],
         "timings": {

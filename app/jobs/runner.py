@@ -26,6 +26,7 @@ from app.jobs import labelled, market_zip
 from app.jobs.job_store import JobStore
 from app.jobs.labelled import QueryLabels
 from app.jobs.members import MemberEmbedder, Progress
+from app.jobs.ranking_options import RankingOptions
 from app.jobs.zipcheck import ZipLimits
 
 log = logging.getLogger(__name__)
@@ -81,27 +82,36 @@ class EvaluationRunner:
         return self._jobs.get(job_id)
 
     # ----------------------------------------------------------------- submission
-    async def submit_market_zip(self, source: BinaryIO, filename: str | None) -> EvaluationJob:
+    async def submit_market_zip(
+        self, source: BinaryIO, filename: str | None, options: RankingOptions
+    ) -> EvaluationJob:
         """Store and check the zip (refusing anything hostile), then queue the job."""
 
         def prepare(directory: Path) -> dict[str, Any]:
             with open(directory / market_zip.ARCHIVE, "wb") as handle:
                 shutil.copyfileobj(source, handle, length=1 << 20)
-            return {**market_zip.prepare(directory, self.zip_limits), "filename": filename}
+            params = market_zip.prepare(directory, self.zip_limits, options)
+            return {**params, "filename": filename}
 
         async def run(directory: Path, progress: Progress) -> dict[str, Any]:
-            return await market_zip.run(directory, self.zip_limits, self._embedder, progress)
+            return await market_zip.run(
+                directory, self.zip_limits, self._embedder, progress, options
+            )
 
         return await self._submit(market_zip.KIND, prepare, run)
 
-    async def submit_labelled(self, uploads: list[Upload], labels: QueryLabels) -> EvaluationJob:
+    async def submit_labelled(
+        self, uploads: list[Upload], labels: QueryLabels, options: RankingOptions
+    ) -> EvaluationJob:
         """Check the gallery can be evaluated against, store the queries, queue the job."""
 
         def prepare(directory: Path) -> dict[str, Any]:
-            return labelled.prepare(directory, uploads, labels, self._gallery, self.max_gallery)
+            return labelled.prepare(
+                directory, uploads, labels, self._gallery, self.max_gallery, options
+            )
 
         async def run(directory: Path, progress: Progress) -> dict[str, Any]:
-            return await labelled.run(directory, self._gallery, self._embedder, progress)
+            return await labelled.run(directory, self._gallery, self._embedder, progress, options)
 
         return await self._submit(labelled.KIND, prepare, run)
 

@@ -34,14 +34,16 @@ are processed in chunks so memory stays bounded even for MSMT17-sized sets (11,6
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
-Metric = Literal["cosine", "euclidean"]
+from model.evaluation.distances import METRICS, Metric, distance_function, sort_keys
+from model.evaluation.query_expansion import average_query_expansion
+from model.evaluation.reranking import KReciprocalSettings, k_reciprocal_distance_chunks
+
 ArrayLike = np.ndarray | torch.Tensor
 
 DEFAULT_MAX_RANK = 50
@@ -86,25 +88,33 @@ def compute_reid_metrics(
     metric: Metric = "cosine",
     max_rank: int = DEFAULT_MAX_RANK,
     chunk_size: int | None = None,
+    rerank: KReciprocalSettings | None = None,
+    query_expansion: int | None = None,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
 ) -> ReIDMetrics:
     """Evaluate query-vs-gallery retrieval; see the module docstring for the protocol.
 
     Features may be numpy arrays or torch tensors, normalised or not (cosine normalises
     them itself). Work happens on the query features' device, so CUDA tensors are
     evaluated on the GPU. ``chunk_size`` is the number of queries ranked at once; by
-    default it is chosen so one chunk needs about ``DEFAULT_MEMORY_BUDGET_BYTES``.
+    default it is chosen so one chunk needs about ``memory_budget_bytes``.
+
+    ``query_expansion`` (K) first replaces each query by its average with its K nearest
+    gallery items (model/evaluation/query_expansion.py); ``rerank`` then ranks by the
+    k-reciprocal re-ranked distance (model/evaluation/reranking.py) instead of the plain
+    one. Both stay within ``memory_budget_bytes`` for their dense working sets.
 
     Raises ``ValueError`` for malformed inputs and when no query has a cross-camera
     positive (the metrics would be undefined).
     """
-    if metric not in ("cosine", "euclidean"):
+    if metric not in METRICS:
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank < 1:
-        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    _check_positive_int("max_rank", max_rank)
+    _check_positive_int("memory_budget_bytes", memory_budget_bytes)
+    if chunk_size is not None:
+        _check_positive_int("chunk_size", chunk_size)
+    if rerank is not None and not isinstance(rerank, KReciprocalSettings):
+        raise ValueError(f"rerank must be KReciprocalSettings or None, got {rerank!r}")
 
     device = query_features.device if isinstance(query_features, torch.Tensor) else None
     query = _features(query_features, "query_features", device)
@@ -119,14 +129,74 @@ def compute_reid_metrics(
     q_cams = _id_vector(query_camids, "query_camids", num_query, query.device)
     g_cams = _id_vector(gallery_camids, "gallery_camids", num_gallery, query.device)
 
-    distances_to = _distance_function(metric, query, gallery)
-    same_pid = _SamePidIndex(g_pids)
-    chunk_size = chunk_size or default_chunk_size(num_gallery, same_pid.largest_group)
-    gallery_index = torch.arange(num_gallery, device=query.device)
+    if query_expansion is not None:
+        query = average_query_expansion(
+            query, gallery, query_expansion, metric=metric, memory_budget_bytes=memory_budget_bytes
+        )
+    chunks: Iterable[torch.Tensor]
+    if rerank is None:
+        chunk_size = chunk_size or default_chunk_size(
+            num_gallery, _SamePidIndex(g_pids).largest_group, memory_budget_bytes
+        )
+        distances_to = distance_function(metric, query, gallery)
+        chunks = (
+            distances_to(start, min(start + chunk_size, num_query))
+            for start in range(0, num_query, chunk_size)
+        )
+    else:
+        chunks = k_reciprocal_distance_chunks(
+            query,
+            gallery,
+            rerank,
+            metric=metric,
+            memory_budget_bytes=memory_budget_bytes,
+            chunk_size=chunk_size,
+        )
+    return score_distance_chunks(chunks, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
+
+
+def score_distance_chunks(
+    chunks: Iterable[torch.Tensor],
+    query_pids: ArrayLike,
+    gallery_pids: ArrayLike,
+    query_camids: ArrayLike,
+    gallery_camids: ArrayLike,
+    *,
+    max_rank: int = DEFAULT_MAX_RANK,
+) -> ReIDMetrics:
+    """The metrics of distances computed elsewhere (re-ranked, say), one chunk at a time.
+
+    ``chunks`` yields float32 (queries, gallery) distance blocks for consecutive queries,
+    in order; each is consumed (its storage reused) and may be dropped once scored, so a
+    producer that yields bounded chunks keeps the whole evaluation bounded.
+    """
+    _check_positive_int("max_rank", max_rank)
+    q_pids = _id_vector(query_pids, "query_pids", len(query_pids), None)
+    g_pids = _id_vector(gallery_pids, "gallery_pids", len(gallery_pids), None)
+    q_cams = _id_vector(query_camids, "query_camids", len(q_pids), None)
+    g_cams = _id_vector(gallery_camids, "gallery_camids", len(g_pids), None)
+    num_query, num_gallery = len(q_pids), len(g_pids)
+    same_pid: _SamePidIndex | None = None
     first_ranks, precisions, inps = [], [], []
-    for start in range(0, num_query, chunk_size):
-        stop = min(start + chunk_size, num_query)
-        keys = _sort_keys(distances_to(start, stop), gallery_index)
+    start = 0
+    for distances in chunks:
+        if distances.ndim != 2 or distances.shape[1] != num_gallery:
+            raise ValueError(
+                f"a distance chunk must have shape (queries, {num_gallery}), "
+                f"got {tuple(distances.shape)}"
+            )
+        if distances.dtype != torch.float32:
+            raise ValueError(f"distance chunks must be float32, got {distances.dtype}")
+        if same_pid is None:  # on the chunks' device, which the first one tells
+            q_pids, g_pids, q_cams, g_cams = (
+                ids.to(distances.device) for ids in (q_pids, g_pids, q_cams, g_cams)
+            )
+            same_pid = _SamePidIndex(g_pids)
+            gallery_index = torch.arange(num_gallery, device=distances.device)
+        stop = start + distances.shape[0]
+        if stop > num_query:
+            raise ValueError(f"the distance chunks cover more than the {num_query} queries")
+        keys = sort_keys(distances, gallery_index)
         rows, cols = same_pid.pairs(q_pids[start:stop])
         first, ap, inp = _rank_positives(
             keys, rows, cols, q_cams[start:stop], g_cams, width=same_pid.largest_group
@@ -134,6 +204,9 @@ def compute_reid_metrics(
         first_ranks.append(first)
         precisions.append(ap)
         inps.append(inp)
+        start = stop
+    if start != num_query:
+        raise ValueError(f"the distance chunks cover {start} of the {num_query} queries")
     return _summarise(
         torch.cat(first_ranks).cpu(),
         torch.cat(precisions).cpu(),
@@ -143,24 +216,9 @@ def compute_reid_metrics(
     )
 
 
-def _distance_function(
-    metric: Metric, query: torch.Tensor, gallery: torch.Tensor
-) -> Callable[[int, int], torch.Tensor]:
-    """Returns f(start, stop): float32 distances of those queries to the whole gallery."""
-    if metric == "cosine":
-        query = torch.nn.functional.normalize(query, dim=1)
-        gallery_t = torch.nn.functional.normalize(gallery, dim=1).t()
-        return lambda start, stop: torch.mm(query[start:stop], gallery_t).neg_().add_(1.0)
-
-    query_norms = query.square().sum(dim=1, keepdim=True)
-    gallery_norms = gallery.square().sum(dim=1).unsqueeze(0)
-    gallery_t = gallery.t()
-
-    def squared_euclidean(start: int, stop: int) -> torch.Tensor:
-        distances = torch.addmm(gallery_norms, query[start:stop], gallery_t, alpha=-2.0)
-        return distances.add_(query_norms[start:stop])
-
-    return squared_euclidean
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _summarise(
@@ -194,14 +252,18 @@ def _summarise(
     )
 
 
-def default_chunk_size(num_gallery: int, largest_identity: int = 0) -> int:
+def default_chunk_size(
+    num_gallery: int,
+    largest_identity: int = 0,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+) -> int:
     """Queries per chunk so that one chunk's working set is about the memory budget.
 
     ``largest_identity`` (the most gallery items sharing one pid) matters only for
     degenerate galleries where one identity covers a large share of the items.
     """
     per_query = _BYTES_PER_PAIR * num_gallery + _BYTES_PER_SLOT * largest_identity
-    return max(1, DEFAULT_MEMORY_BUDGET_BYTES // per_query)
+    return max(1, memory_budget_bytes // per_query)
 
 
 def _fraction_within(first_rank: torch.Tensor, k: int) -> float:
@@ -222,7 +284,9 @@ def _features(values: ArrayLike, name: str, device: torch.device | None) -> torc
     return tensor
 
 
-def _id_vector(values: ArrayLike, name: str, length: int, device: torch.device) -> torch.Tensor:
+def _id_vector(
+    values: ArrayLike, name: str, length: int, device: torch.device | None
+) -> torch.Tensor:
     """One integer id (pid or camid) per feature row, as int64 on ``device``."""
     tensor = torch.as_tensor(values, device=device)
     if tensor.ndim != 1:
@@ -232,18 +296,6 @@ def _id_vector(values: ArrayLike, name: str, length: int, device: torch.device) 
     if tensor.shape[0] != length:
         raise ValueError(f"{name} has {tensor.shape[0]} entries but the features have {length}")
     return tensor.to(torch.int64)
-
-
-def _sort_keys(distances: torch.Tensor, gallery_index: torch.Tensor) -> torch.Tensor:
-    """Map float32 distances to int64 keys ordered like (max(0, distance), gallery index).
-
-    Non-negative floats order like their int32 bit patterns, and clamping those bits at
-    zero sends every negative rounding residue (and -0.0) to +0.0; the gallery index in
-    the low 32 bits then breaks ties exactly as a stable argsort would. Consumes
-    ``distances`` (its storage is reused).
-    """
-    bits = distances.view(torch.int32).clamp_min_(0)
-    return bits.to(torch.int64).bitwise_left_shift_(32).bitwise_or_(gallery_index)
 
 
 class _SamePidIndex:

@@ -69,3 +69,13 @@ def test_a_bad_argument_is_a_usage_error() -> None:
     result = run_benchmark("model_forward.py", "--arch", "resnet9")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reranking_reports_time_memory_and_the_dense_reference() -> None:
+    result = run_benchmark("reranking.py", "--fraction", "0.01", "--dim", "32", "--with-dense")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["num_query"], report["num_gallery"]) == (34, 159)
+    assert report["rerank"] == {"k1": 20, "k2": 6, "lambda": 0.3}
+    assert 0.0 <= report["mAP"]["reranked"] <= 1.0
+    assert report["peak_rss_mib"] > 0 and report["dense_reference_added_peak_rss_mib"] >= 0

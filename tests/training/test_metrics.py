@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.evaluation.metrics import ReIDMetrics, _sort_keys, compute_reid_metrics
+from model.evaluation.distances import sort_keys
+from model.evaluation.metrics import ReIDMetrics, compute_reid_metrics
 
 
 def reference_metrics(
@@ -148,7 +149,7 @@ def test_sort_keys_order_like_a_stable_argsort_of_clamped_distances(values: list
     # negative residues of rounding all tie at zero and fall back to index order.
     distances = torch.tensor([values], dtype=torch.float32)
     expected = np.argsort(np.maximum(np.asarray(values, dtype=np.float32), 0.0), kind="stable")
-    keys = _sort_keys(distances, torch.arange(len(values)))
+    keys = sort_keys(distances, torch.arange(len(values)))
     assert torch.argsort(keys[0]).tolist() == expected.tolist()
 
 

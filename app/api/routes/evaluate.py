@@ -16,6 +16,7 @@ from app.api.schemas import (
 )
 from app.api.uploads import read_uploads
 from app.jobs.labelled import parse_labels
+from app.jobs.ranking_options import parse_ranking_options
 
 router = APIRouter(tags=["evaluation"])
 
@@ -30,6 +31,7 @@ router = APIRouter(tags=["evaluation"])
         *AUTH_CODES,
         *UPLOAD_CODES,
         "invalid_evaluation_request",
+        "invalid_evaluation_options",
         "invalid_labels",
         "unsafe_zip",
         "invalid_zip",
@@ -66,6 +68,14 @@ async def start_evaluation(
         str | None,
         Form(description="(b) optional JSON array: each image's camera (or null)"),
     ] = None,
+    rerank: Annotated[
+        str | None,
+        Form(description="true: k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3) before scoring"),
+    ] = None,
+    aqe: Annotated[
+        str | None,
+        Form(description="average query expansion with this many gallery neighbours"),
+    ] = None,
 ) -> EvaluationAccepted:
     """Send either ``dataset`` (a) or ``images`` + ``identities`` (b), not both."""
     if (dataset is None) == (not images):
@@ -75,9 +85,10 @@ async def start_evaluation(
             "send either 'dataset' (a Market-1501 zip) or 'images' with 'identities' "
             "(labelled queries), not both and not neither",
         )
+    options = parse_ranking_options(rerank, aqe)
     if dataset is not None:
         await dataset.seek(0)
-        job = await evaluations.submit_market_zip(dataset.file, dataset.filename)
+        job = await evaluations.submit_market_zip(dataset.file, dataset.filename, options)
     else:
         assert images is not None
         uploads = await read_uploads(
@@ -86,7 +97,7 @@ async def start_evaluation(
             field="images",
         )
         labels = parse_labels(identities, cameras, len(uploads))
-        job = await evaluations.submit_labelled(uploads, labels)
+        job = await evaluations.submit_labelled(uploads, labels, options)
     return EvaluationAccepted.of(job)
 
 

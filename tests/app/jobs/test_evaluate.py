@@ -231,3 +231,45 @@ def test_job_cut_off_by_a_shutdown_shows_failed(service: ServiceHandle) -> None:
         assert status["status"] == "failed"
         assert status["error"]["code"] == "interrupted"
         assert list(service.settings.jobs_dir.iterdir()) == []
+
+
+def test_market_zip_job_with_reranking_and_query_expansion(
+    service: ServiceHandle, market_zip: tuple[bytes, dict[str, int]]
+) -> None:
+    data, counts = market_zip
+    with service.client() as client:
+        accepted = client.post(
+            "/evaluate",
+            files={"dataset": ("market.zip", data, "application/zip")},
+            data={"rerank": "true", "aqe": "2"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        status = wait_for(client, accepted.json()["id"])
+        assert status["status"] == "succeeded", status
+        result = status["result"]
+        assert result["ranking"] == {"rerank": {"k1": 20, "k2": 6, "lambda": 0.3}, "aqe": {"k": 2}}
+        assert result["metrics"]["num_query"] == counts[QUERY_FOLDER]
+        assert 0.0 <= result["metrics"]["mAP"] <= 1.0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_bad_ranking_options_are_refused(
+    make_service: Callable[..., ServiceHandle], market_zip: tuple[bytes, dict[str, int]]
+) -> None:
+    data, counts = market_zip
+    too_many = str(counts[GALLERY_FOLDER] + 1)
+    cases = [
+        ({"rerank": "maybe"}, "rerank must be true or false"),
+        ({"aqe": "0"}, "aqe must be a positive integer"),
+        ({"aqe": "2.5"}, "aqe must be a positive integer"),
+        ({"aqe": too_many}, f"aqe={too_many} needs at least {too_many} gallery items"),
+    ]
+    with make_service().client() as client:
+        for fields, message in cases:
+            response = client.post(
+                "/evaluate", files={"dataset": ("m.zip", data, "application/zip")}, data=fields
+            )
+            assert response.status_code == 422, response.text
+            error = response.json()["error"]
+            assert error["code"] == "invalid_evaluation_options"
+            assert message in error["message"]
