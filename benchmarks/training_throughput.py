@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/training_throughput.py --arch resnet18 --device cuda
 
 It times `training.engine.train_step`, the trainer's own per-batch step (the
-`TrainingObjective` of network + `ReIDCriterion`, SGD step and LR scheduler), on the
+`TrainingObjective` of network + `ReIDCriterion` and the SGD step; the lr is set per batch
+outside it), on the
 device settings the trainer would pick: bf16 autocast and channels_last on CUDA and on
 CPUs with native bf16, plain fp32 elsewhere (``--amp``/``--channels-last`` override, as
 in the trainer). Inputs are random tensors already in memory, so this is the compute
@@ -33,7 +34,7 @@ from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
 from training.config import from_mapping
 from training.engine import TrainingObjective, train_step
-from training.optim import build_optimizer, build_scheduler
+from training.optim import build_optimizer
 
 
 def _synchronize(device: torch.device) -> None:
@@ -64,13 +65,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     objective = compute.prepare(TrainingObjective(network, criterion))
     config = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], config)
-    scheduler = build_scheduler(optimizer, config, iters_per_epoch=10_000)
     images = torch.randn(batch, 3, 256, 128, device=device)
     pids = torch.arange(args.batch_p, device=device).repeat_interleave(args.batch_k)
     objective.train()
 
     def step() -> None:
-        train_step(objective, images, pids, optimizer, scheduler, compute)
+        train_step(objective, images, pids, optimizer, compute)
 
     for _ in range(args.warmup):
         step()

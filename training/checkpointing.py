@@ -3,7 +3,7 @@
 Stored without pickle, like the model checkpoints: every tensor (network and
 criterion weights, optimiser buffers, torch RNG states) goes into one
 safetensors file and everything else (epoch, best mAP, optimiser
-hyper-parameters, scheduler counters, Python/NumPy RNG) into JSON. Loading a
+hyper-parameters, schedule history, Python/NumPy RNG) into JSON. Loading a
 state therefore can never execute code, and a run directory copied from an
 untrusted place is safe to ``--resume``.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class Progress:
     global_step: int
     best_map: float
     best_epoch: int
+    # The lr recipe of each start and each --resume that changed it, from which epoch on,
+    # so a card of a resumed run says how it was really trained.
+    schedule_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def save_resume_state(
@@ -55,7 +58,6 @@ def save_resume_state(
     network: nn.Module,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
     progress: Progress,
     config: dict[str, Any],
 ) -> None:
@@ -71,7 +73,6 @@ def save_resume_state(
         "progress": progress.__dict__,
         "config": config,
         "optimizer": optimizer_json,
-        "scheduler": scheduler.state_dict(),
         "rng": rng_json,
     }
     directory = Path(directory)
@@ -108,7 +109,6 @@ def load_resume_state(
     network: nn.Module,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> Progress:
     """Restore every object in place from ``directory``; returns the run progress."""
     directory = _locate(directory)
@@ -121,7 +121,8 @@ def load_resume_state(
         network.load_state_dict(_unprefixed(_NETWORK_PREFIX, tensors))
         criterion.load_state_dict(_unprefixed("criterion.", tensors))
         optimizer.load_state_dict(_unflatten_optimizer(document["optimizer"], tensors))
-        scheduler.load_state_dict(document["scheduler"])
+        # States written before the schedule was anchored to epochs carry a "scheduler"
+        # entry; the position it counted is the epoch, so it is not needed.
         _restore_rng(document["rng"], tensors)
         return Progress(**document["progress"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.compute import ComputeSettings
 from model.evaluation.features import extract_features
 from model.evaluation.metrics import ReIDMetrics, compute_reid_metrics
 from model.network import ReIDNet
+from training.optim import EpochSchedule
 
 
 class TrainingDivergedError(RuntimeError):
@@ -50,8 +52,10 @@ class EpochStats:
     """Image-weighted mean of every loss term over an epoch, plus its throughput."""
 
     images: int = 0
+    steps: int = 0
     seconds: float = 0.0
-    lr: float = 0.0
+    lr: float = 0.0  # at the epoch's first batch
+    lr_end: float = 0.0  # at its last: a milestone inside the epoch shows here
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
@@ -67,7 +71,6 @@ def train_step(
     images: torch.Tensor,
     pids: torch.Tensor,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
     compute: ComputeSettings,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One optimisation step on one batch; the throughput benchmark times exactly this."""
@@ -78,28 +81,28 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    scheduler.step()
     return loss, terms
 
 
 def train_one_epoch(
     objective: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    loader: DataLoader[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    schedule: EpochSchedule,
     compute: ComputeSettings,
     *,
+    epoch: int,
     description: str = "train",
     show_progress: bool = True,
-    total: int | None = None,
 ) -> EpochStats:
-    """Run one pass over ``loader``; the scheduler steps once per batch."""
+    """Run one pass over ``loader`` (1-based ``epoch``), setting the lr before each batch."""
     objective.train()
-    stats = EpochStats(lr=optimizer.param_groups[0]["lr"])
+    stats = EpochStats()
+    batches = len(loader)
     start = time.perf_counter()
     bar = tqdm(
         loader,
-        total=total,
+        total=batches,
         desc=description,
         unit="batch",
         # None: draw only on a terminal, so redirected logs stay free of \r spam.
@@ -107,8 +110,11 @@ def train_one_epoch(
         leave=False,
         dynamic_ncols=True,
     )
-    for images, pids, _camids in bar:
-        loss, terms = train_step(objective, images, pids, optimizer, scheduler, compute)
+    for batch, (images, pids, _camids) in enumerate(bar):
+        lr = schedule.apply(epoch, batch, batches)
+        stats.lr = lr if batch == 0 else stats.lr
+        stats.lr_end = lr
+        loss, terms = train_step(objective, images, pids, optimizer, compute)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(
@@ -116,6 +122,7 @@ def train_one_epoch(
             )
         count = int(images.shape[0])
         stats.images += count
+        stats.steps += 1
         stats.sums["loss"] += loss_value * count
         terms = {name: value for name, value in terms.items() if name != "total"}
         for name, value in terms.items():

@@ -51,6 +51,7 @@ def embed_query_gallery(
 
     arrays: dict[str, np.ndarray] = {}
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    compute = ComputeSettings.resolve(device, args.amp, args.amp)
     for split, records in splits.items():
         batches = _image_batches(records, batch_size, args.workers)
         progress = tqdm(
@@ -62,7 +63,6 @@ def embed_query_gallery(
             file=sys.stderr,
         )
         try:
-            compute = ComputeSettings.resolve(device, args.amp, args.amp)
             features = extract_features(network, progress, compute=compute, flip=args.flip)
         finally:
             progress.close()
@@ -74,6 +74,10 @@ def embed_query_gallery(
         "model_version": card.version,
         "trained": card.trained,
         "data_dir": str(root),
+        # bf16 features move in the last digits with the batch they were computed in,
+        # so a report says which batch size (and precision) produced it.
+        "batch_size": batch_size,
+        "bf16": compute.bf16,
     }
     return arrays, source
 

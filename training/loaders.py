@@ -63,10 +63,6 @@ class DataPipeline:
     calibration_note: str | None = None  # why nothing was held out although asked
 
     @property
-    def iters_per_epoch(self) -> int:
-        return len(self.batch_sampler)
-
-    @property
     def can_evaluate(self) -> bool:
         return self.query_loader is not None and self.gallery_loader is not None
 

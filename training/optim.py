@@ -3,8 +3,8 @@
 The schedule is the BoT one: linear warm-up from ``warmup_start_factor * lr`` to
 ``lr`` over the first epochs (a randomly initialised BNNeck/classifier plus a
 large lr diverges otherwise), then multiply by ``gamma`` at each milestone. It
-is evaluated per iteration on a fractional epoch, so warm-up is smooth even
-when an epoch has only a handful of batches.
+is evaluated per batch on a fractional epoch, so warm-up is smooth even when an
+epoch has only a handful of batches.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from training.config import TrainConfig
 
@@ -53,20 +52,35 @@ def build_optimizer(modules: Iterable[nn.Module], config: TrainConfig) -> torch.
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, iters_per_epoch: int
-) -> LambdaLR:
-    """A per-iteration scheduler; call ``step()`` after every optimiser step."""
-    if iters_per_epoch < 1:
-        raise ValueError(f"iters_per_epoch must be >= 1, got {iters_per_epoch}")
+class EpochSchedule:
+    """Sets the lr before every step from where that step falls in its own epoch.
 
-    def factor(step: int) -> float:
+    The position is (epoch, batch, batches in that epoch), not a global step count
+    divided by a steps-per-epoch planned once at start-up: the identity sampler's
+    epochs differ in length, so a planned count drifts, and warm-up would end and
+    milestones fire at the wrong batches (and a resumed run would inherit the old
+    count). Nothing needs saving: the epoch number is the position.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+        self.optimizer = optimizer
+        self.config = config
+
+    def factor(self, epoch: int, batch: int, batches: int) -> float:
+        """The multiplier on the base lr at batch ``batch`` (0-based) of 1-based ``epoch``."""
+        if batches < 1 or not 0 <= batch < batches:
+            raise ValueError(f"batch {batch} is not inside an epoch of {batches} batches")
         return lr_factor(
-            step / iters_per_epoch,
-            warmup_epochs=config.warmup_epochs,
-            warmup_start_factor=config.warmup_start_factor,
-            milestones=config.lr_milestones,
-            gamma=config.lr_gamma,
+            (epoch - 1) + batch / batches,
+            warmup_epochs=self.config.warmup_epochs,
+            warmup_start_factor=self.config.warmup_start_factor,
+            milestones=self.config.lr_milestones,
+            gamma=self.config.lr_gamma,
         )
 
-    return LambdaLR(optimizer, factor)
+    def apply(self, epoch: int, batch: int, batches: int) -> float:
+        """Set every parameter group's lr for this batch; returns the lr set."""
+        lr = self.config.lr * self.factor(epoch, batch, batches)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr

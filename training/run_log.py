@@ -18,6 +18,7 @@ from typing import Any
 CSV_COLUMNS = (
     "epoch",
     "lr",
+    "lr_end",
     "loss",
     "loss_identity",
     "loss_triplet",

@@ -27,6 +27,7 @@ def training_data_record(state: RunState, epochs_trained: int) -> dict[str, Any]
     return {
         **state.data.describe(),
         "epochs_trained": epochs_trained,
+        "schedule_history": state.progress.schedule_history,
         "preset_recipe": {
             key: config.to_dict()[key]
             for key in (
@@ -76,14 +77,14 @@ def fit(state: RunState) -> Progress:
             state.objective,
             state.data.train_loader,
             state.optimizer,
-            state.scheduler,
+            state.schedule,
             state.compute,
+            epoch=epoch,
             description=f"epoch {epoch}/{config.epochs}",
             show_progress=config.progress and main_rank,
-            total=state.data.iters_per_epoch,
         )
         progress.epoch = epoch
-        progress.global_step += state.data.iters_per_epoch
+        progress.global_step += stats.steps
         images, seconds = stats.images, stats.seconds
         if state.context.enabled:
             images, seconds = distributed.all_reduce_sum(
@@ -93,6 +94,7 @@ def fit(state: RunState) -> Progress:
         row: dict[str, Any] = {
             "epoch": epoch,
             "lr": stats.lr,
+            "lr_end": stats.lr_end,
             **stats.means(),
             "images": images,
             "images_per_s": images / seconds if seconds > 0 else 0.0,
@@ -190,7 +192,6 @@ def _save(state: RunState, result: EvaluationResult | None, last_metrics: dict[s
         network=state.network,
         criterion=state.criterion,
         optimizer=state.optimizer,
-        scheduler=state.scheduler,
         progress=progress,
         config=config.to_dict(),
     )

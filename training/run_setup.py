@@ -32,7 +32,7 @@ from training.checkpointing import (
 from training.config import ConfigError, TrainConfig, from_mapping, resume_locked_fields
 from training.engine import TrainingObjective
 from training.loaders import DataPipeline, build_data_pipeline
-from training.optim import build_optimizer, build_scheduler
+from training.optim import EpochSchedule, build_optimizer
 from training.run_log import RunLog
 from training.usage import UsageError
 
@@ -49,7 +49,7 @@ class RunState:
     criterion: ReIDCriterion
     objective: nn.Module  # TrainingObjective, possibly wrapped in DDP
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    schedule: EpochSchedule
     progress: Progress
     log: RunLog | None  # None on ranks other than 0
 
@@ -114,7 +114,7 @@ def prepare(config: TrainConfig) -> RunState:
     compute.prepare(network)
     criterion.to(compute.device)
     optimizer = build_optimizer([network, criterion], config)
-    scheduler = build_scheduler(optimizer, config, iters_per_epoch=data.iters_per_epoch)
+    schedule = EpochSchedule(optimizer, config)
     progress = Progress(epoch=0, global_step=0, best_map=-1.0, best_epoch=0)
     if config.resume:
         progress = load_resume_state(
@@ -122,8 +122,8 @@ def prepare(config: TrainConfig) -> RunState:
             network=network,
             criterion=criterion,
             optimizer=optimizer,
-            scheduler=scheduler,
         )
+    record_schedule(progress, config)
     objective: nn.Module = TrainingObjective(network, criterion)
     if context.enabled:
         # A zero-weighted term is never computed, so its parameters get no gradient.
@@ -149,10 +149,29 @@ def prepare(config: TrainConfig) -> RunState:
         criterion=criterion,
         objective=objective,
         optimizer=optimizer,
-        scheduler=scheduler,
+        schedule=schedule,
         progress=progress,
         log=log,
     )
+
+
+SCHEDULE_FIELDS = (
+    "epochs",
+    "optimizer",
+    "lr",
+    "warmup_epochs",
+    "warmup_start_factor",
+    "lr_milestones",
+    "lr_gamma",
+)
+
+
+def record_schedule(progress: Progress, config: TrainConfig) -> None:
+    """Append this start's lr recipe to the history, unless it is the one already in force."""
+    recipe = {key: config.to_dict()[key] for key in SCHEDULE_FIELDS}
+    last = progress.schedule_history[-1] if progress.schedule_history else None
+    if last is None or {key: last[key] for key in SCHEDULE_FIELDS} != recipe:
+        progress.schedule_history.append({"from_epoch": progress.epoch + 1, **recipe})
 
 
 def check_resume_compatible(config: TrainConfig, saved: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from training.config import from_mapping
-from training.optim import build_optimizer, build_scheduler, lr_factor
+from training.optim import EpochSchedule, build_optimizer, lr_factor
 
 
 def _factor(epoch: float) -> float:
@@ -39,22 +39,34 @@ def test_warmup_is_monotonic():
     assert values == sorted(values)
 
 
-def test_scheduler_steps_per_iteration_on_fractional_epochs():
+def _schedule() -> tuple[EpochSchedule, torch.optim.Optimizer]:
     config = from_mapping(
         {"lr": 0.04, "warmup_epochs": 2, "lr_milestones": [3], "warmup_start_factor": 0.1}
     )
-    parameter = nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([parameter], lr=config.lr)
-    scheduler = build_scheduler(optimizer, config, iters_per_epoch=4)
-    seen = []
-    for _ in range(16):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert seen[0] == pytest.approx(0.004)
-    assert seen[4] == pytest.approx(0.04 * (0.1 + 0.9 * 0.5))  # epoch 1.0
-    assert seen[8] == pytest.approx(0.04)  # epoch 2: warm-up done
-    assert seen[12] == pytest.approx(0.004)  # epoch 3: first milestone
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=config.lr)
+    return EpochSchedule(optimizer, config), optimizer
+
+
+def test_the_schedule_follows_each_epochs_own_batches():
+    schedule, optimizer = _schedule()
+    assert schedule.apply(1, 0, 4) == pytest.approx(0.004)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.004)
+    assert schedule.apply(2, 0, 4) == pytest.approx(0.04 * (0.1 + 0.9 * 0.5))  # epoch 1.0
+    # Epochs of different lengths: the middle of epoch 2 is epoch 1.5 however long it is.
+    for batches in (2, 5, 7, 100):
+        assert schedule.apply(2, batches // 2, batches) == pytest.approx(
+            0.04 * (0.1 + 0.9 * (1 + (batches // 2) / batches) / 2)
+        )
+    assert schedule.apply(3, 0, 9) == pytest.approx(0.04)  # warm-up done
+    assert schedule.apply(3, 8, 9) == pytest.approx(0.04)  # last batch before the milestone
+    assert schedule.apply(4, 0, 3) == pytest.approx(0.004)  # the milestone, at epoch 4's start
+
+
+@pytest.mark.parametrize(("batch", "batches"), [(-1, 4), (4, 4), (0, 0)])
+def test_a_position_outside_the_epoch_is_refused(batch, batches):
+    schedule, _ = _schedule()
+    with pytest.raises(ValueError, match="not inside an epoch"):
+        schedule.apply(1, batch, batches)
 
 
 def test_optimizer_covers_network_and_criterion_parameters():

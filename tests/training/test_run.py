@@ -69,11 +69,11 @@ def test_run_logs_every_epoch(tiny_run: Path):
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     for row in rows:
-        for key in ("loss", "loss_identity", "loss_triplet", "lr", "images_per_s", "mAP"):
+        for key in ("loss", "loss_identity", "loss_triplet", "lr", "lr_end", "images_per_s", "mAP"):
             assert isinstance(row[key], float), key
         assert row["images"] > 0
     csv_lines = (tiny_run / "metrics.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("epoch,lr,loss")
+    assert csv_lines[0].startswith("epoch,lr,lr_end,loss")
     assert len(csv_lines) == 3
 
 
@@ -103,6 +103,20 @@ def test_resume_continues_exactly_where_it_stopped(tiny_data: Path, tiny_run: Pa
         torch.testing.assert_close(resumed[key], straight[key], msg=key)
     state = json.loads((tmp_path / "resume" / "trainer_state.json").read_text())
     assert state["progress"]["epoch"] == 2
+
+
+def test_a_resume_with_a_new_schedule_is_recorded_in_the_card(tiny_data: Path, tmp_path):
+    assert _train(tiny_data, tmp_path, "--epochs", "1") == 0
+    assert _train(tiny_data, tmp_path, "--epochs", "3", "--resume", "--lr-milestones", "2") == 0
+    history = load_checkpoint(tmp_path / "last")[1].training_data["schedule_history"]
+    assert [entry["from_epoch"] for entry in history] == [1, 2]
+    assert history[1]["lr_milestones"] == [2] and history[1]["epochs"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    base = history[1]["lr"]
+    # Epoch 3 starts past the milestone: its first and last batch both run at lr x gamma.
+    assert rows[2]["lr"] == pytest.approx(base * history[1]["lr_gamma"])
+    assert rows[2]["lr_end"] == rows[2]["lr"]
+    assert rows[1]["lr"] == pytest.approx(base)
 
 
 def test_resume_refuses_a_different_architecture(tiny_data: Path, tiny_run: Path, capsys):

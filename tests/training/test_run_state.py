@@ -19,7 +19,7 @@ from training.checkpointing import (
     save_resume_state,
 )
 from training.config import from_mapping
-from training.optim import build_optimizer, build_scheduler
+from training.optim import build_optimizer
 
 
 def _objects(optimizer: str, seed: int):
@@ -28,36 +28,40 @@ def _objects(optimizer: str, seed: int):
     criterion = nn.Linear(3, 1)
     config = from_mapping({"optimizer": optimizer, "lr": 0.01, "warmup_epochs": 1})
     opt = build_optimizer([network, criterion], config)
-    return network, criterion, opt, build_scheduler(opt, config, iters_per_epoch=3)
+    return network, criterion, opt
 
 
-def _train_steps(network, criterion, optimizer, scheduler, steps: int) -> None:
+def _train_steps(network, criterion, optimizer, steps: int) -> None:
     for _ in range(steps):
         loss = criterion(network(torch.randn(5, 4))).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        scheduler.step()
 
 
 @pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
 def test_round_trip_continues_identically(tmp_path, optimizer_name):
-    network, criterion, optimizer, scheduler = _objects(optimizer_name, seed=0)
-    _train_steps(network, criterion, optimizer, scheduler, 4)
+    network, criterion, optimizer = _objects(optimizer_name, seed=0)
+    _train_steps(network, criterion, optimizer, 4)
     random.seed(11)
     np.random.seed(12)
-    progress = Progress(epoch=1, global_step=4, best_map=0.25, best_epoch=1)
+    progress = Progress(
+        epoch=1,
+        global_step=4,
+        best_map=0.25,
+        best_epoch=1,
+        schedule_history=[{"from_epoch": 1, "lr": 0.01}],
+    )
     save_resume_state(
         tmp_path / "resume",
         network=network,
         criterion=criterion,
         optimizer=optimizer,
-        scheduler=scheduler,
         progress=progress,
         config={"arch": "x"},
     )
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.old"))
-    _train_steps(network, criterion, optimizer, scheduler, 3)
+    _train_steps(network, criterion, optimizer, 3)
     expected = [p.detach().clone() for p in network.parameters()]
     expected_draws = (random.random(), float(np.random.rand()))
 
@@ -70,10 +74,8 @@ def test_round_trip_continues_identically(tmp_path, optimizer_name):
         network=fresh[0],
         criterion=fresh[1],
         optimizer=fresh[2],
-        scheduler=fresh[3],
     )
     assert restored == progress
-    assert fresh[3].state_dict()["last_epoch"] == 4
     _train_steps(*fresh, 3)
     for got, want in zip(fresh[0].parameters(), expected, strict=True):
         torch.testing.assert_close(got, want)
@@ -81,14 +83,13 @@ def test_round_trip_continues_identically(tmp_path, optimizer_name):
 
 
 def test_state_files_hold_no_pickle(tmp_path):
-    network, criterion, optimizer, scheduler = _objects("adam", seed=0)
-    _train_steps(network, criterion, optimizer, scheduler, 1)
+    network, criterion, optimizer = _objects("adam", seed=0)
+    _train_steps(network, criterion, optimizer, 1)
     save_resume_state(
         tmp_path,
         network=network,
         criterion=criterion,
         optimizer=optimizer,
-        scheduler=scheduler,
         progress=Progress(1, 1, 0.0, 0),
         config={},
     )
@@ -98,13 +99,12 @@ def test_state_files_hold_no_pickle(tmp_path):
 
 
 def test_missing_damaged_and_mismatched_state(tmp_path):
-    network, criterion, optimizer, scheduler = _objects("sgd", seed=0)
+    network, criterion, optimizer = _objects("sgd", seed=0)
     kwargs = {"network": network, "criterion": criterion, "optimizer": optimizer}
     with pytest.raises(ResumeError, match="no resume state"):
-        load_resume_state(tmp_path / "absent", scheduler=scheduler, **kwargs)
+        load_resume_state(tmp_path / "absent", **kwargs)
     save_resume_state(
         tmp_path / "state",
-        scheduler=scheduler,
         progress=Progress(1, 1, 0.0, 0),
         config={},
         **kwargs,
@@ -116,11 +116,10 @@ def test_missing_damaged_and_mismatched_state(tmp_path):
             network=other,
             criterion=criterion,
             optimizer=optimizer,
-            scheduler=scheduler,
         )
     (tmp_path / "state" / TENSORS_FILE).write_bytes(b"garbage")
     with pytest.raises(ResumeError, match="cannot read"):
-        load_resume_state(tmp_path / "state", scheduler=scheduler, **kwargs)
+        load_resume_state(tmp_path / "state", **kwargs)
     (tmp_path / "state" / JSON_FILE).write_text("{not json")
     with pytest.raises(ResumeError, match="cannot read"):
-        load_resume_state(tmp_path / "state", scheduler=scheduler, **kwargs)
+        load_resume_state(tmp_path / "state", **kwargs)
