@@ -111,9 +111,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_imagenet_weights(resnet: ResNet, path: Path, arch: str) -> None:
-    """Load every trunk tensor strictly; the ImageNet ``fc`` is dropped, so it may be absent."""
+    """Load every trunk tensor strictly; the ImageNet ``fc`` is dropped, so it may be absent.
+
+    torchvision's original ``IMAGENET1K_V1`` files predate BatchNorm's
+    ``num_batches_tracked`` counters, which ``IMAGENET1K_V2`` files carry. The counter
+    only matters for BatchNorm without momentum, which ResNets do not use, so it may be
+    absent (it then stays at its initial value); every other tensor must be there.
+    """
     state = _without_classifier(read_state_dict(path))
-    expected = _without_classifier(resnet.state_dict())
+    expected = {
+        key: value
+        for key, value in _without_classifier(resnet.state_dict()).items()
+        if key in state or not key.endswith(".num_batches_tracked")
+    }
     mismatch = describe_mismatch(expected, state)
     if mismatch:
         raise PretrainedWeightsError(f"{path} is not a torchvision {arch} state_dict ({mismatch})")

@@ -85,3 +85,37 @@ def test_truncated_safetensors_is_refused(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(PretrainedWeightsError, match="cannot read"):
         build_model(CONFIG, pretrained=path)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50"])
+@pytest.mark.parametrize("release", ["IMAGENET1K_V1", "IMAGENET1K_V2"])
+def test_both_torchvision_releases_load(tmp_path: Path, arch: str, release: str) -> None:
+    """Generated stand-ins with the keys, shapes and file format of each release's files."""
+    torch.manual_seed(7)
+    source = getattr(torchvision.models, arch)(weights=None)
+    state = source.state_dict()
+    path = tmp_path / f"{arch}-{release}.pth"
+    if release == "IMAGENET1K_V1":
+        # The 2017 files: no num_batches_tracked counters, legacy (non-zip) serialisation.
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+        torch.save(state, path, _use_new_zipfile_serialization=False)
+    else:
+        assert any(k.endswith("num_batches_tracked") for k in state)
+        torch.save(state, path)
+    model = build_model(ModelConfig(arch=arch, num_classes=3), pretrained=path)
+    assert torch.equal(model.backbone.conv1.weight, source.conv1.weight)
+    assert torch.equal(
+        model.backbone.layer4[-1].bn1.running_mean, source.layer4[-1].bn1.running_mean
+    )
+
+
+def test_a_v1_file_missing_a_real_tensor_is_still_refused(tmp_path: Path) -> None:
+    state = {
+        k: v
+        for k, v in _imagenet_resnet18().state_dict().items()
+        if not k.endswith("num_batches_tracked") and k != "layer2.0.bn1.running_var"
+    }
+    path = tmp_path / "resnet18-v1.pth"
+    torch.save(state, path)
+    with pytest.raises(PretrainedWeightsError, match=r"layer2\.0\.bn1\.running_var"):
+        build_model(CONFIG, pretrained=path)
