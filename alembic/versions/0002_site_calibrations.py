@@ -1,4 +1,5 @@
-"""Open-set calibrations fitted on the live gallery, one per model version.
+"""Open-set calibrations fitted on the live gallery, one per model version; the index that
+covers counting the identities a query's filters leave.
 
 Revision ID: 0002
 Revises: 0001
@@ -27,7 +28,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("model_version", name="pk_site_calibrations"),
     )
+    op.create_index(
+        "ix_gallery_entries_model_version_identity_camera_captured_at",
+        "gallery_entries",
+        ["model_version", "identity", "camera", "captured_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_gallery_entries_model_version_identity_camera_captured_at",
+        table_name="gallery_entries",
+    )
     op.drop_table("site_calibrations")

@@ -82,6 +82,15 @@ class GalleryEntry(Base):
     __table_args__ = (
         Index("ix_gallery_entries_identity_id", "identity", "id"),
         Index("ix_gallery_entries_camera_id", "camera", "id"),
+        # Covers the open-set decision's count of the identities a query's filters leave
+        # (EntryStore.identity_count), so it reads this index alone, never the wide rows.
+        Index(
+            "ix_gallery_entries_model_version_identity_camera_captured_at",
+            "model_version",
+            "identity",
+            "camera",
+            "captured_at",
+        ),
         # Never reuse the id of a deleted row: FAISS ids and snapshots key on it.
         {"sqlite_autoincrement": True},
     )
