@@ -23,7 +23,7 @@ from app.api.middleware import (
     LoopbackGuardMiddleware,
     RequestMetricsMiddleware,
 )
-from app.api.routes import evaluate, gallery, identities, query, system
+from app.api.routes import calibration, evaluate, gallery, identities, query, system
 from app.inference.embedder import Embedder
 from app.services import build_services, close_services
 from app.settings import Settings
@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.telemetry = telemetry
     app.state.embedder = embedder
     install_error_handlers(app)
-    routers = [module.router for module in (gallery, query, identities, evaluate, system)]
+    routers = [
+        module.router for module in (gallery, query, identities, evaluate, calibration, system)
+    ]
     for router in routers:
         app.include_router(router)
 

@@ -69,8 +69,10 @@ def build_services(
             decoder=decoder,
             batcher=batcher,
             telemetry=telemetry,
+            model_calibration=embedder.card.calibration,
         )
         gallery.lifecycle.open()
+        gallery.calibrations.load()
         if gallery.lifecycle.versions.foreign:
             log.error("%s", gallery.lifecycle.versions.mismatch_message())
         zip_limits = settings.section(ZipLimits)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     zip_max_ratio: float = Field(default=100.0, gt=1)
     evaluate_max_gallery: int = Field(default=200_000, ge=1)
 
+    # Open-set decisions: the false-positive identification rate a query's decision keeps
+    # when the request names none (POST /query max_false_positive_rate).
+    open_set_fpir: float = Field(default=0.01, gt=0, le=0.5, allow_inf_nan=False)
+
     # Security and launcher.
     api_keys: list[ApiKeySpec] = Field(default_factory=list)
     allow_unauthenticated: bool = False

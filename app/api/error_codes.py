@@ -8,7 +8,8 @@ docs/service.md carries the same table for people; a test keeps the two, and
 the codes raised in the source, equal.
 
 Job failure codes are not HTTP answers: they appear in ``GET /evaluate/{id}``
-as the ``error.code`` of a failed job, and have no status here.
+and ``GET /calibrate/{id}`` as the ``error.code`` of a failed job, and have no
+status here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "entry_not_found": ErrorCode(404, "No entry with this id"),
     "identity_not_found": ErrorCode(404, "No entry holds this identity"),
     "image_not_found": ErrorCode(404, "The entry's stored crop is missing from the data directory"),
-    "job_not_found": ErrorCode(404, "No evaluation job with this id"),
+    "job_not_found": ErrorCode(
+        404,
+        "No job with this id (evaluation jobs under /evaluate, calibration jobs under /calibrate)",
+    ),
+    "calibration_not_found": ErrorCode(
+        404, "No site calibration is stored for the loaded model version"
+    ),
     "method_not_allowed": ErrorCode(405, "The path exists, but not with this method"),
     "not_acceptable": ErrorCode(406, "The `Accept` header excludes every type the route answers"),
     "duplicate_image": ErrorCode(409, "The bytes are enrolled under another identity"),
@@ -43,7 +50,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         409, "The database holds embeddings of another model (see Model versions)"
     ),
     "conflict": ErrorCode(409, "The gallery changed under a racing request; retry"),
-    "empty_gallery": ErrorCode(409, "A labelled-query evaluation with nothing enrolled"),
+    "empty_gallery": ErrorCode(
+        409, "A labelled-query evaluation or a calibration with nothing enrolled"
+    ),
     "body_too_large": ErrorCode(
         413, "The body is over `details.setting` (declared, or counted while streaming)"
     ),
@@ -56,7 +65,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "zip_member_too_large": ErrorCode(413, "A zip member is over `REID_MAX_FILE_BYTES`"),
     "zip_too_large": ErrorCode(413, "The zip unpacks past `REID_ZIP_MAX_UNCOMPRESSED_BYTES`"),
     "zip_bomb": ErrorCode(413, "A member's compression ratio is over `REID_ZIP_MAX_RATIO`"),
-    "gallery_too_large": ErrorCode(413, "The zip's gallery is over `REID_EVALUATE_MAX_GALLERY`"),
+    "gallery_too_large": ErrorCode(
+        413, "The zip's (or the live) gallery is over `REID_EVALUATE_MAX_GALLERY`"
+    ),
     "unsupported_media_type": ErrorCode(415, "The body's content type is not one the route reads"),
     "validation_error": ErrorCode(
         422, "A missing or mistyped field, or a number out of range (`details` lists each)"
@@ -110,6 +121,8 @@ JOB_FAILURE_CODES: dict[str, str] = {
     "empty_gallery": "The gallery was emptied before the job ran",
     "model_version_mismatch": "The gallery holds another model's embeddings by the time it ran",
     "zip_member_too_large": "A zip member expands past the size its header declared",
+    "insufficient_calibration_data": "The crops cannot support a calibration: no non-mated "
+    "probe, or fewer impostor scores than the fit needs; the message says which",
     "interrupted": "The service stopped while the job ran; submit it again",
     "evaluation_failed": "Anything else; the message says what, and the log has the traceback",
 }

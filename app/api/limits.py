@@ -2,8 +2,9 @@
 
 Every upload limit the service enforces is one of its settings, and each
 refusal names the setting (``details.setting``), so an operator who meets a
-limit knows which knob it is. ``POST /evaluate`` carries whole datasets and
-has its own, larger limits; every other route shares the general ones.
+limit knows which knob it is. ``POST /evaluate`` and ``POST /calibrate`` carry
+whole datasets and have their own, larger limits; every other route shares the
+general ones.
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ class RequestLimits:
         )
 
     def body(self, scope: Scope) -> BodyLimit:
-        return self.evaluate_body if _is_evaluate(scope) else self.general_body
+        return self.evaluate_body if _is_dataset_upload(scope) else self.general_body
 
     def form(self, scope: Scope) -> FormLimits:
-        return self.evaluate_form if _is_evaluate(scope) else self.general_form
+        return self.evaluate_form if _is_dataset_upload(scope) else self.general_form
 
     @property
     def parser_ceiling(self) -> dict[str, int]:
@@ -72,5 +73,8 @@ class RequestLimits:
         }
 
 
-def _is_evaluate(scope: Scope) -> bool:
-    return scope.get("path") == "/evaluate" and scope.get("method") == "POST"
+_DATASET_UPLOADS = ("/evaluate", "/calibrate")
+
+
+def _is_dataset_upload(scope: Scope) -> bool:
+    return scope.get("path") in _DATASET_UPLOADS and scope.get("method") == "POST"

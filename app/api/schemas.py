@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas_open_set import DecisionBody
 from app.db.models import EvaluationJob, GalleryEntry
 from app.gallery.enrollment import Enrolled
 from app.gallery.identify import Identification
@@ -155,6 +156,7 @@ class QueryTimings(BaseModel):
 
 class QueryResponse(BaseModel):
     results: list[QueryResult]
+    decision: DecisionBody
     model_version: str = Field(examples=["3b9c0d1e2f4a5b6c"])
     gallery_size: int = Field(examples=[1200])
     timings: QueryTimings
@@ -174,6 +176,7 @@ class QueryResponse(BaseModel):
                 )
                 for rank, match in enumerate(found.matches, start=1)
             ],
+            decision=DecisionBody.of(found.decision),
             model_version=found.model_version,
             gallery_size=found.gallery_size,
             timings=QueryTimings(
@@ -196,19 +199,20 @@ class EvaluationAccepted(BaseModel):
     status_url: str = Field(examples=["/evaluate/5d0f4c3b2a1948e7b6a5c4d3e2f1a0b9"])
 
     @classmethod
-    def of(cls, job: EvaluationJob) -> EvaluationAccepted:
-        return cls(id=job.id, status="queued", kind=job.kind, status_url=f"/evaluate/{job.id}")
+    def of(cls, job: EvaluationJob, polled_at: str = "/evaluate") -> EvaluationAccepted:
+        return cls(id=job.id, status="queued", kind=job.kind, status_url=f"{polled_at}/{job.id}")
 
 
 class EvaluationStatus(BaseModel):
     id: str
-    kind: str = Field(description="market_zip or labelled_queries")
+    kind: str = Field(description="market_zip, labelled_queries or site_calibration")
     status: str = Field(description="queued, running, succeeded or failed")
     progress: float = Field(ge=0, le=1)
     model_version: str
     params: dict[str, Any]
     result: dict[str, Any] | None = Field(
-        description="metrics (mAP, mINP, rank1/5/10, cmc, counts) and timings once succeeded"
+        description="once succeeded: metrics (mAP, mINP, rank1/5/10, cmc), counts and timings; "
+        "for site_calibration the fitted calibration, the probe split and operating points"
     )
     error: ErrorBody | None
     created_at: datetime

@@ -1,4 +1,4 @@
-"""Database tables: the gallery (source of truth for every vector) and evaluation jobs.
+"""Database tables: the gallery (source of truth for every vector), jobs, site calibrations.
 
 Alembic migrations in ``alembic/versions`` must describe exactly these tables;
 tests/app/test_migrations.py compares them on SQLite and PostgreSQL.
@@ -82,6 +82,15 @@ class GalleryEntry(Base):
     __table_args__ = (
         Index("ix_gallery_entries_identity_id", "identity", "id"),
         Index("ix_gallery_entries_camera_id", "camera", "id"),
+        # Covers the open-set decision's count of the identities a query's filters leave
+        # (EntryStore.identity_count), so it reads this index alone, never the wide rows.
+        Index(
+            "ix_gallery_entries_model_version_identity_camera_captured_at",
+            "model_version",
+            "identity",
+            "camera",
+            "captured_at",
+        ),
         # Never reuse the id of a deleted row: FAISS ids and snapshots key on it.
         {"sqlite_autoincrement": True},
     )
@@ -120,3 +129,21 @@ class EvaluationJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SiteCalibration(Base):
+    """An open-set calibration fitted on this site's gallery (POST /calibrate), per model.
+
+    Keyed by the model version: scores of another network mean other thresholds, so a
+    calibration never outlives its model, and switching back to a model finds its own.
+    ``calibration`` is ``model.evaluation.calibration.Calibration.to_dict()``;
+    ``details`` says how the probes were split (mated, non-mated, withheld).
+    """
+
+    __tablename__ = "site_calibrations"
+
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calibration: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -4,6 +4,8 @@ One module per job; ``Gallery.build`` wires them over one database and one index
 
 * ``enrollment``: crops in, entries out (decode, embed, store);
 * ``identify`` / ``search``: who is this? (decode, embed, rank identities);
+* ``decisions`` / ``calibrations``: someone we know? (the open-set decision, and which
+  calibration is in force: the site's, else the model card's);
 * ``removal``: delete an entry, erase an identity;
 * ``reads``: listings, identity summaries, stored crops;
 * ``lifecycle``: the index at start-up (snapshot or rebuild), reconcile, snapshots;
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.gallery.calibrations import Calibrations
 from app.gallery.crops import CropStore
+from app.gallery.decisions import OpenSetDecider
 from app.gallery.enrollment import Enrollment
 from app.gallery.identify import Identifier
 from app.gallery.lifecycle import IndexLifecycle
@@ -32,6 +36,7 @@ from app.index.spec import IndexSpec
 from app.inference.batcher import DynamicBatcher
 from app.inference.decoding import ImageDecoder
 from app.telemetry import Telemetry
+from model.evaluation.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Gallery:
     identifier: Identifier
     removal: Removal
     reads: GalleryReads
+    calibrations: Calibrations
+    decider: OpenSetDecider
 
     @classmethod
     def build(
@@ -59,12 +66,21 @@ class Gallery:
         decoder: ImageDecoder,
         batcher: DynamicBatcher,
         telemetry: Telemetry,
+        model_calibration: Calibration | None,
     ) -> Gallery:
-        """Wire the parts; the index stays empty until ``lifecycle.open()``."""
+        """Wire the parts; the index stays empty until ``lifecycle.open()``.
+
+        ``model_calibration`` is the model card's; a site calibration stored for this
+        model version replaces it once ``calibrations.load()`` has run.
+        """
         store = EntryStore(sessions, model_version=model_version, dim=dim)
         live = LiveIndex(dim, spec, telemetry)
         lifecycle = IndexLifecycle(store, live, ModelVersions(store), snapshot_path=snapshot_path)
         search = GallerySearch(store=store, live=live, telemetry=telemetry)
+        calibrations = Calibrations(
+            sessions, model_version=model_version, model_calibration=model_calibration
+        )
+        decider = OpenSetDecider(store=store, search=search, calibrations=calibrations)
         return cls(
             store=store,
             live=live,
@@ -81,8 +97,15 @@ class Gallery:
             ),
             search=search,
             identifier=Identifier(
-                search=search, live=live, lifecycle=lifecycle, decoder=decoder, batcher=batcher
+                search=search,
+                live=live,
+                lifecycle=lifecycle,
+                decoder=decoder,
+                batcher=batcher,
+                decider=decider,
             ),
             removal=Removal(store=store, live=live, crops=crops, telemetry=telemetry),
             reads=GalleryReads(sessions, crops),
+            calibrations=calibrations,
+            decider=decider,
         )

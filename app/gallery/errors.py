@@ -39,6 +39,12 @@ class IdentityNotFound(NotFound):
     code = "identity_not_found"
 
 
+class CalibrationNotFound(NotFound):
+    """No site calibration is stored for the loaded model version."""
+
+    code = "calibration_not_found"
+
+
 class CropMissing(NotFound):
     """The row exists but its stored crop is gone from the data directory."""
 

@@ -1,4 +1,8 @@
-"""Who is this? One query crop in, ranked identities and where the time went out."""
+"""Who is this? One query crop in: ranked identities, the open-set decision, the timings.
+
+With a calibration in force, the effective gallery is counted in the database while
+FAISS ranks, so the decision adds one indexed count, not a second round trip.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from app.gallery.decisions import UNCALIBRATED, Decision, OpenSetDecider
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.live_index import LiveIndex
 from app.gallery.search import GallerySearch, IdentityMatch, QueryFilters
@@ -26,6 +33,7 @@ class Timings:
 @dataclass(frozen=True)
 class Identification:
     matches: list[IdentityMatch]
+    decision: Decision
     model_version: str
     gallery_size: int
     timings: Timings
@@ -40,19 +48,29 @@ class Identifier:
         lifecycle: IndexLifecycle,
         decoder: ImageDecoder,
         batcher: DynamicBatcher,
+        decider: OpenSetDecider,
     ) -> None:
         self._search = search
+        self._decider = decider
         self._live = live
         self._lifecycle = lifecycle
         self._decoder = decoder
         self._batcher = batcher
 
     async def identify(
-        self, upload: Upload, top_k: int, filters: QueryFilters, *, started: float
+        self,
+        upload: Upload,
+        top_k: int,
+        filters: QueryFilters,
+        *,
+        max_false_positive_rate: float,
+        started: float,
     ) -> Identification:
-        """Decode, check the gallery was made by the loaded model, embed, rank.
+        """Decode, check the gallery was made by the loaded model, embed, rank, decide.
 
-        ``started`` is the caller's ``time.perf_counter()`` at the request's arrival.
+        ``max_false_positive_rate`` is the FPIR the decision's threshold keeps (in (0, 0.5],
+        checked by the caller); ``started`` is the caller's ``time.perf_counter()`` at the
+        request's arrival.
         """
         decoded = (await self._decoder.decode_all([upload]))[0]
         decoded_at = time.perf_counter()
@@ -60,10 +78,13 @@ class Identifier:
             await asyncio.to_thread(self._lifecycle.require_compatible)
         embedding = (await self._batcher.embed(decoded.tensor.unsqueeze(0)))[0]
         embedded_at = time.perf_counter()
-        matches = await asyncio.to_thread(self._search.rank, embedding, top_k, filters)
+        matches, decision = await self._rank_and_decide(
+            embedding, top_k, filters, max_false_positive_rate
+        )
         finished = time.perf_counter()
         return Identification(
             matches=matches,
+            decision=decision,
             model_version=self._lifecycle.versions.loaded,
             gallery_size=self._live.count,
             timings=Timings(
@@ -73,3 +94,19 @@ class Identifier:
                 total_s=finished - started,
             ),
         )
+
+    async def _rank_and_decide(
+        self, embedding: np.ndarray, top_k: int, filters: QueryFilters, fpir: float
+    ) -> tuple[list[IdentityMatch], Decision]:
+        in_force = self._decider.in_force()
+        if in_force is None:
+            ranked = await asyncio.to_thread(self._search.rank, embedding, top_k, filters)
+            return ranked, UNCALIBRATED
+        matches, identities = await asyncio.gather(
+            asyncio.to_thread(self._search.rank, embedding, top_k, filters),
+            asyncio.to_thread(self._decider.effective_identities, filters),
+        )
+        decision = await asyncio.to_thread(
+            self._decider.decide, embedding, matches, filters, in_force, fpir, identities
+        )
+        return matches, decision

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import GalleryEntry
@@ -153,6 +153,34 @@ class EntryStore:
         # identity index and scan the whole table.
         kept = [row for row in rows if row[5] == self.model_version]
         return [EntryLabel(*row[:4]) for row in kept], self.vectors_of(row[4] for row in kept)
+
+    def identity_count(
+        self,
+        *,
+        exclude_camera: str | None = None,
+        captured_after: datetime | None = None,
+        captured_before: datetime | None = None,
+    ) -> int:
+        """Identities with at least one of this model's entries that these filters admit.
+
+        The size of the gallery a query is really compared with, which sets its
+        open-set threshold. The rules are a query's (``QueryFilters.admits``): an entry
+        without a camera is never the excluded camera's; a time window keeps only
+        entries captured inside it. ``DISTINCT`` in a subquery, not ``COUNT(DISTINCT)``,
+        so PostgreSQL may hash-aggregate or walk the identity index.
+        """
+        conditions = [GalleryEntry.model_version == self.model_version]
+        if exclude_camera is not None:
+            conditions.append(
+                or_(GalleryEntry.camera.is_(None), GalleryEntry.camera != exclude_camera)
+            )
+        if captured_after is not None:
+            conditions.append(GalleryEntry.captured_at >= captured_after)
+        if captured_before is not None:
+            conditions.append(GalleryEntry.captured_at <= captured_before)
+        identities = select(GalleryEntry.identity).where(*conditions).distinct().subquery()
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(identities)) or 0)
 
     # ----------------------------------------------------------------- writes
     def holders(self, hashes: Iterable[str]) -> dict[str, GalleryEntry]:

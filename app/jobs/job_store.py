@@ -37,11 +37,12 @@ class JobStore:
             session.commit()
         return job
 
-    def get(self, job_id: str) -> EvaluationJob:
+    def get(self, job_id: str, kinds: tuple[str, ...]) -> EvaluationJob:
+        """The job, if it is one of ``kinds``; any other is as absent as a missing one."""
         with self._sessions() as session:
             job = session.get(EvaluationJob, job_id)
-        if job is None:
-            raise JobNotFound(f"evaluation job {job_id!r} does not exist")
+        if job is None or job.kind not in kinds:
+            raise JobNotFound(f"no {' or '.join(kinds)} job {job_id!r} exists")
         return job
 
     def update(self, job_id: str, **values: Any) -> None:

@@ -21,7 +21,8 @@ from app.gallery import Gallery
 from app.gallery.client_json import load_client_json
 from app.gallery.entry_fields import check_camera, check_identity
 from app.inference.decoding import Upload
-from app.jobs.errors import EmptyGallery, GalleryTooLarge, InvalidLabels, JobFailed
+from app.jobs.errors import InvalidLabels, JobFailed
+from app.jobs.live_gallery import check_gallery, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
 from app.jobs.ranking_options import RankingOptions
 from model.evaluation.metrics import compute_reid_metrics
@@ -79,15 +80,7 @@ def prepare(
     options: RankingOptions,
 ) -> dict[str, Any]:
     """Check the gallery can be evaluated against, then store the queries for the job."""
-    gallery.lifecycle.require_compatible()
-    gallery_size = gallery.live.count
-    if gallery_size == 0:
-        raise EmptyGallery("the gallery is empty: enroll identities before evaluating")
-    if gallery_size > max_gallery:
-        raise GalleryTooLarge(
-            f"the gallery holds {gallery_size} entries; evaluating against more than "
-            f"{max_gallery} is refused (REID_EVALUATE_MAX_GALLERY)"
-        )
+    gallery_size = check_gallery(gallery, max_gallery)
     options.check_gallery_size(gallery_size)
     with zipfile.ZipFile(directory / ARCHIVE, "w", zipfile.ZIP_STORED) as archive:
         for upload in uploads:
@@ -121,21 +114,14 @@ async def run(
     if not len(query.features):
         raise JobFailed("none of the query images decoded", code="no_decodable_images")
     started = time.perf_counter()
-    chunks = await asyncio.to_thread(lambda: list(gallery.store.vector_chunks()))
-    if not chunks:
-        raise JobFailed("the gallery became empty during the job", code="empty_gallery")
-    gallery_ids = np.concatenate([ids for ids, _ in chunks])
-    gallery_features = np.concatenate([vectors for _, vectors in chunks])
-    owners = await asyncio.to_thread(gallery.store.labels, gallery_ids.tolist())
-    keep = np.array([int(i) in owners for i in gallery_ids], dtype=bool)
-    gallery_ids, gallery_features = gallery_ids[keep], gallery_features[keep]
+    loaded = await load_gallery(gallery)
+    gallery_ids, gallery_features, gallery_owners = loaded.ids, loaded.features, loaded.owners
     identity_codes: dict[str, int] = {}
     camera_codes: dict[str | None, int] = {}
 
     def code(table: dict[Any, int], key: Any) -> int:
         return table.setdefault(key, len(table) + 1)
 
-    gallery_owners = [owners[int(i)] for i in gallery_ids]
     gallery_pids = np.array([code(identity_codes, owner.identity) for owner in gallery_owners])
     gallery_cams = np.array(
         [
@@ -143,7 +129,7 @@ async def run(
             for owner in gallery_owners
         ]
     )
-    enrolled = {owner.identity for owner in owners.values()}
+    enrolled = {owner.identity for owner in gallery_owners}
     unmatched = sum(1 for i in query.kept if labels["identities"][i] not in enrolled)
     if unmatched == len(query.kept):
         raise JobFailed(

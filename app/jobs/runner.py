@@ -1,10 +1,12 @@
-"""Evaluation jobs: accepted at once, run one at a time in the background, polled by id.
+"""Background jobs: accepted at once, run one at a time in the background, polled by id.
 
-Uploads are kept in ``<data dir>/jobs/<id>/`` until the job ends. The two kinds
-(``market_zip``: a Market-1501 zip scored in isolation; ``labelled_queries``:
-labelled crops scored against the live gallery) share this runner; what is
-particular to each lives in its own module. Metrics come from the shared
-evaluator, so they equal ``python -m training.evaluate``'s on the same images.
+Uploads are kept in ``<data dir>/jobs/<id>/`` until the job ends. The evaluation
+kinds (``market_zip``: a Market-1501 zip scored in isolation; ``labelled_queries``:
+labelled crops scored against the live gallery) and site calibration
+(``site_calibration``: open-set thresholds fitted on labelled crops against the live
+gallery) share this runner and one table; what is particular to each lives in its
+own module. Metrics come from the shared evaluator, so they equal
+``python -m training.evaluate``'s on the same images.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from app.db.models import EvaluationJob, utc_now
 from app.errors import ReidError
 from app.gallery import Gallery
 from app.inference.decoding import Upload
-from app.jobs import labelled, market_zip
+from app.jobs import labelled, market_zip, site_calibration
 from app.jobs.job_store import JobStore
 from app.jobs.labelled import QueryLabels
 from app.jobs.members import MemberEmbedder, Progress
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 _EMBEDDING_SHARE = 0.95
 
 Run = Callable[[Path, Progress], Awaitable[dict[str, Any]]]
+
+EVALUATION_KINDS = (market_zip.KIND, labelled.KIND)
+CALIBRATION_KINDS = (site_calibration.KIND,)
 
 
 class EvaluationRunner:
@@ -78,8 +83,9 @@ class EvaluationRunner:
             "the service shut down before the job finished; submit it again",
         )
 
-    def get(self, job_id: str) -> EvaluationJob:
-        return self._jobs.get(job_id)
+    def get(self, job_id: str, kinds: tuple[str, ...]) -> EvaluationJob:
+        """The job with this id, if it is one of these kinds (each route polls its own)."""
+        return self._jobs.get(job_id, kinds)
 
     # ----------------------------------------------------------------- submission
     async def submit_market_zip(
@@ -114,6 +120,19 @@ class EvaluationRunner:
             return await labelled.run(directory, self._gallery, self._embedder, progress, options)
 
         return await self._submit(labelled.KIND, prepare, run)
+
+    async def submit_calibration(self, uploads: list[Upload], labels: QueryLabels) -> EvaluationJob:
+        """Check the gallery can be calibrated on, store the probes, queue the job."""
+
+        def prepare(directory: Path) -> dict[str, Any]:
+            return site_calibration.prepare(
+                directory, uploads, labels, self._gallery, self.max_gallery
+            )
+
+        async def run(directory: Path, progress: Progress) -> dict[str, Any]:
+            return await site_calibration.run(directory, self._gallery, self._embedder, progress)
+
+        return await self._submit(site_calibration.KIND, prepare, run)
 
     async def _submit(
         self, kind: str, prepare: Callable[[Path], dict[str, Any]], run: Run

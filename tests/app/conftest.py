@@ -8,6 +8,7 @@ REID_TEST_POSTGRES_URL (default 127.0.0.1:5432, user postgres) and dropped at th
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,12 +25,13 @@ from service_kit import (
     LoadedModels,
     PostgresServer,
     ServiceHandle,
+    known_calibration,
     make_settings,
     postgres_server_url,
 )
 
 import model  # noqa: F401
-from model.checkpoint import save_checkpoint, untrained_model
+from model.checkpoint import read_model_card, save_checkpoint, untrained_model, write_model_card
 from model.config import ModelConfig
 from training import run as training_run
 
@@ -40,6 +42,17 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("checkpoint") / "best"
     network, _card = untrained_model(ModelConfig(arch="resnet18", num_classes=16))
     save_checkpoint(network, directory, training_data={"kind": "untrained"}, metrics={})
+    return directory
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same weights, with the closed-form ``known_calibration`` in their model card."""
+    directory = tmp_path_factory.mktemp("calibrated") / "best"
+    shutil.copytree(checkpoint, directory)
+    card = read_model_card(directory)
+    card.calibration = known_calibration()
+    write_model_card(directory, card)
     return directory
 
 

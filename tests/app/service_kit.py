@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import select
 import shutil
@@ -27,6 +28,7 @@ import model  # noqa: F401  (torchvision shim before anything imports it)
 from app.inference.embedder import Embedder, load_embedder
 from app.main import create_app
 from app.settings import Settings
+from model.evaluation.calibration import Calibration
 from training.data.synthetic import render_person
 
 LOCAL_CLIENT = ("127.0.0.1", 50000)
@@ -77,6 +79,36 @@ def files(name: str, *images: bytes, field_name: str = "images") -> list[tuple[s
 
 def unique(prefix: str = "id") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ------------------------------------------------------------------ open set
+KNOWN_TAIL_RATE = 10.0
+
+
+def known_calibration() -> Calibration:
+    """A calibration with a closed form: one identity scores ``>= T`` with chance
+    ``p(T) = 0.5 exp(-10 T)`` (T >= 0), and identities are independent (N_eff = N)."""
+    return Calibration(
+        gallery_identities=1,
+        thresholds={},
+        survival_scores=(-1.0, 0.0),
+        survival=(1.0, 0.5),
+        tail_start=0.0,
+        tail_probability=0.5,
+        tail_rate=KNOWN_TAIL_RATE,
+        tail_curvature=0.0,
+    )
+
+
+def known_threshold(fpir: float, identities: int) -> float:
+    """Solves ``1 - (1 - p(T))^N = fpir`` for the known calibration, independently of it."""
+    p = 1.0 - (1.0 - fpir) ** (1.0 / identities)
+    return math.log(0.5 / p) / KNOWN_TAIL_RATE
+
+
+def known_rate(score: float, identities: int) -> float:
+    """The FPIR the known calibration gives a threshold at ``score`` (>= 0)."""
+    return 1.0 - (1.0 - 0.5 * math.exp(-KNOWN_TAIL_RATE * score)) ** identities
 
 
 # ------------------------------------------------------------------ databases

@@ -17,6 +17,7 @@ from app.api.schemas import (
 from app.api.uploads import read_uploads
 from app.jobs.labelled import parse_labels
 from app.jobs.ranking_options import parse_ranking_options
+from app.jobs.runner import EVALUATION_KINDS
 
 router = APIRouter(tags=["evaluation"])
 
@@ -33,6 +34,8 @@ router = APIRouter(tags=["evaluation"])
         "invalid_evaluation_request",
         "invalid_evaluation_options",
         "invalid_labels",
+        "invalid_identity",
+        "invalid_camera",
         "unsafe_zip",
         "invalid_zip",
         "invalid_dataset_layout",
@@ -113,4 +116,4 @@ async def start_evaluation(
 async def evaluation_status(
     job_id: Annotated[str, Path(max_length=64)], evaluations: EvaluationsDep
 ) -> EvaluationStatus:
-    return EvaluationStatus.of(await asyncio.to_thread(evaluations.get, job_id))
+    return EvaluationStatus.of(await asyncio.to_thread(evaluations.get, job_id, EVALUATION_KINDS))

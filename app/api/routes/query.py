@@ -55,11 +55,23 @@ async def query(
     captured_before: Annotated[
         datetime | None, Form(description="only entries captured at or before (ISO-8601)")
     ] = None,
+    max_false_positive_rate: Annotated[
+        float | None,
+        Form(
+            gt=0.0,
+            le=0.5,
+            allow_inf_nan=False,
+            description="the decision's operating point: the share of people who are not "
+            "enrolled that may be decided match (default REID_OPEN_SET_FPIR)",
+        ),
+    ] = None,
 ) -> QueryResponse:
     """Results are ranked by the cosine score of each identity's best entry.
 
     Filters apply to entries; the search widens until ``top_k`` identities
     survive them or the gallery is exhausted. An empty gallery gives empty results.
+    ``decision`` says whether the best identity is a match at the calibrated threshold
+    for ``max_false_positive_rate`` and the identities the filters leave.
     """
     started = time.perf_counter()
     filters = QueryFilters.parse(
@@ -69,6 +81,14 @@ async def query(
         captured_after=captured_after,
         captured_before=captured_before,
     )
+    if max_false_positive_rate is None:
+        max_false_positive_rate = settings.open_set_fpir
     uploads = await read_uploads([image], max_file_bytes=settings.max_file_bytes, field="image")
-    found = await gallery.identifier.identify(uploads[0], top_k, filters, started=started)
+    found = await gallery.identifier.identify(
+        uploads[0],
+        top_k,
+        filters,
+        max_false_positive_rate=max_false_positive_rate,
+        started=started,
+    )
     return QueryResponse.of(found)

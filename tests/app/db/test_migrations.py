@@ -35,7 +35,12 @@ def test_migrated_database_matches_the_models(
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
             assert diff == []
             tables = set(inspect(connection).get_table_names())
-            assert {"gallery_entries", "evaluation_jobs", "alembic_version"} <= tables
+            assert {
+                "gallery_entries",
+                "evaluation_jobs",
+                "site_calibrations",
+                "alembic_version",
+            } <= tables
             if connection.dialect.name == "sqlite":
                 assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         command.downgrade(config, "base")
