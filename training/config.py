@@ -20,6 +20,7 @@ from typing import Any
 from model.compute import SWITCHES
 from model.config import ModelConfig
 from model.evaluation.layouts.catalogue import LAYOUT_NAMES
+from model.losses.uniformity import UNIFORMITY_FORMS
 
 # ModelConfig's fields that a run sets; the class count is not one, the dataset decides it.
 MODEL_FIELDS: tuple[str, ...] = tuple(
@@ -91,6 +92,7 @@ class TrainConfig:
     )
     label_smoothing: float = 0.1
     triplet_margin: float = 0.3
+    uniformity_form: str = "l1"  # "hinge": the authors' reading (model/losses/uniformity.py)
     random_erasing: float = 0.5
     # Runtime.
     device: str = "auto"
@@ -118,6 +120,7 @@ class TrainConfig:
         object.__setattr__(self, "data_dir", tuple(Path(p) for p in self.data_dir))
         self._check_datasets()
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("uniformity_form", self.uniformity_form, UNIFORMITY_FORMS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("amp", self.amp, SWITCHES)
         _check_choice("channels_last", self.channels_last, SWITCHES)

@@ -16,6 +16,7 @@ import torch
 
 from model.compute import SWITCHES
 from model.config import ARCHS, ATTENTION_COMBINATIONS, ATTENTION_MODES, HEADS, LAST_STRIDES
+from model.losses.uniformity import UNIFORMITY_FORMS
 from training.config import (
     DEVICES,
     LAYOUTS,
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--lr", type=float, default=suppress)
     recipe.add_argument("--weight-decay", type=float, default=suppress)
     recipe.add_argument("--warmup-epochs", type=int, default=suppress)
+    recipe.add_argument(
+        "--uniformity-form",
+        choices=UNIFORMITY_FORMS,
+        default=suppress,
+        help="l1: the paper's text; hinge: the authors' code, differentiable",
+    )
     recipe.add_argument(
         "--lr-milestones",
         type=_int_list,

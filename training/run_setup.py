@@ -110,6 +110,7 @@ def prepare(config: TrainConfig) -> RunState:
         LossWeights(**config.loss_weights),
         label_smoothing=config.label_smoothing,
         triplet_margin=config.triplet_margin,
+        uniformity_form=config.uniformity_form,
     )
     compute.prepare(network)
     criterion.to(compute.device)

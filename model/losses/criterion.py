@@ -53,6 +53,7 @@ class ReIDCriterion(nn.Module):
         *,
         label_smoothing: float = 0.1,
         triplet_margin: float = 0.3,
+        uniformity_form: str = "l1",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -60,7 +61,7 @@ class ReIDCriterion(nn.Module):
         self.identity = LabelSmoothingCrossEntropy(label_smoothing)
         self.triplet = BatchHardTripletLoss(triplet_margin)
         self.verification = PairVerificationLoss(embedding_dim)
-        self.uniformity = AttentionUniformityLoss()
+        self.uniformity = AttentionUniformityLoss(uniformity_form)
 
     def forward(
         self, output: ReIDOutput, pids: torch.Tensor

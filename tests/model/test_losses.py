@@ -239,3 +239,36 @@ def test_triplet_distances_stay_float32_under_bf16_autocast() -> None:
         got = BatchHardTripletLoss().mine(features, pids)[0]
     assert got.dtype == torch.float32
     assert torch.allclose(got, expected, rtol=1e-4)
+
+
+def test_the_hinge_penalises_a_constant_mask_and_the_l1_does_not() -> None:
+    pids = torch.tensor([0, 0, 1, 1])
+    constant = torch.full((4, 1, 4, 2), 0.5)
+    assert float(AttentionUniformityLoss("l1")(constant, pids)) == 0.0
+    assert float(AttentionUniformityLoss("hinge")(constant, pids)) == pytest.approx(0.3)
+    # Masks that agree within an identity and differ across: the hinge is satisfied.
+    distinct = torch.zeros(4, 1, 4, 2)
+    distinct[:2, :, :2] = 1.0
+    distinct[2:, :, 2:] = 1.0
+    assert float(AttentionUniformityLoss("hinge")(distinct, pids)) == 0.0
+
+
+def test_the_hinge_is_the_hardest_triplet_per_anchor_and_passes_gradient() -> None:
+    torch.manual_seed(3)
+    maps = torch.rand(6, 1, 4, 2, requires_grad=True)
+    pids = torch.tensor([0, 0, 1, 1, 2, 2])
+    loss = AttentionUniformityLoss("hinge", margin=0.2)(maps, pids)
+    flat = maps.detach().flatten(1)
+    expected = []
+    for a in range(6):
+        d = (flat[a] - flat).abs().mean(dim=1)
+        same = (pids == pids[a]) & (torch.arange(6) != a)
+        expected.append(max(float(d[same].max() - d[pids != pids[a]].min()) + 0.2, 0.0))
+    assert float(loss) == pytest.approx(sum(expected) / 6, abs=1e-6)
+    loss.backward()
+    assert maps.grad is not None and float(maps.grad.abs().sum()) > 0
+
+
+def test_an_unknown_uniformity_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="uniformity form"):
+        AttentionUniformityLoss("l2")
