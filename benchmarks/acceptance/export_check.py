@@ -20,7 +20,10 @@ TOLERANCE = 1e-4  # unit-length embeddings, float32 on both sides
 def onnx_parity(device: torch.device, sizes: Sizes, work: Path) -> dict[str, Any]:
     network, _ = untrained_model(ModelConfig(arch=sizes.arch))
     network = network.to(device).eval()
-    path = export_onnx(network, work / "model.onnx")  # exports a CPU copy; `network` stays put
+    try:
+        path = export_onnx(network, work / "model.onnx")  # a CPU copy; `network` stays put
+    except ModuleNotFoundError as missing:  # a torch whose exporter needs a package not here
+        raise Skipped(f"the ONNX exporter needs {missing.name}, which is not installed") from None
     if next(network.parameters()).device.type != device.type:
         raise CheckFailed("exporting moved the caller's network off its device")
     if importlib.util.find_spec("onnxruntime") is None:
