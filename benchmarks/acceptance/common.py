@@ -45,10 +45,10 @@ class Sizes:
 
 FULL = Sizes(
     arch="resnet50",
-    train_ids=240,
-    test_ids=40,
+    train_ids=160,
+    test_ids=20,
     images_per_id_per_camera=4,
-    epochs=4,
+    epochs=8,
     lr=0.04,  # the preset's
     batch_p=16,
     batch_k=4,
@@ -56,7 +56,7 @@ FULL = Sizes(
     throughput_steps=20,
     eval_sizes=(("market1501", 3_368, 15_913, 751, 6), ("msmt17", 11_659, 82_161, 3_060, 15)),
     enroll_batches=(32, 64, 128, 256),
-    enroll_requests=3,
+    enroll_requests=2,
     queries=200,
     decode_images=256,
 )
