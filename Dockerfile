@@ -4,7 +4,7 @@
 #   docker build -t reid:cpu --build-arg VARIANT=cpu .  # hosts without a GPU
 #
 #   gpu: nvidia/cuda 13.0 runtime (Ubuntu 24.04, its Python 3.12), torch + torchvision cu130
-#        from the PyTorch CUDA index, faiss-gpu-cu12 in place of faiss-cpu.
+#        from the PyTorch CUDA index, faiss-gpu (sm_70-sm_90 kernels) in place of faiss-cpu.
 #   cpu: Python 3.12 slim, torch + torchvision from the PyTorch CPU index, faiss-cpu.
 #
 # The builder derives the image's pins from constraints.txt (docker/pins.py: only torch's

@@ -7,9 +7,11 @@ An image needs the same pins with two swaps and nothing else:
 * torch and torchvision carry the local version label of the PyTorch index they
   come from (``+cu130`` for the GPU image, ``+cpu`` for the CPU one), so pip can
   only pick that build and never PyPI's default CUDA build;
-* the GPU image replaces ``faiss-cpu`` by ``faiss-gpu-cu12``. No CUDA 13 FAISS
-  wheel exists on PyPI; the cu12 wheel loads its own CUDA 12 runtime and cuBLAS
-  from the ``nvidia-*-cu12`` wheels pinned below, which the CUDA 13 driver runs.
+* the GPU image replaces ``faiss-cpu`` by ``faiss-gpu`` (the FAISS project's own
+  build), the one PyPI FAISS wheel with Hopper (sm_90) kernels that installs next
+  to torch's CUDA 13: it links the CUDA 12 runtime, cuBLAS and cuRAND from the
+  ``nvidia-*-cu12`` wheels pinned below (sonames ``.so.12``, distinct from torch's
+  ``.so.13``), which the CUDA 13 driver runs. docs/deploy.md has the evidence.
 
 Every other pin is copied unchanged, so the image runs the versions CI tested.
 Runs on the builder's bare interpreter, hence standard library only.
@@ -47,9 +49,10 @@ VARIANTS = {
     "gpu": Variant(
         torch_build="cu130",
         faiss_pins={
-            "faiss-gpu-cu12": "1.14.1.post1",
+            "faiss-gpu": "1.15.1",
             "nvidia-cuda-runtime-cu12": "12.9.79",
             "nvidia-cublas-cu12": "12.9.1.4",
+            "nvidia-curand-cu12": "10.3.10.19",
         },
     ),
     "cpu": Variant(torch_build="cpu"),

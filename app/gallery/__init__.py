@@ -32,6 +32,7 @@ from app.gallery.removal import Removal
 from app.gallery.search import GallerySearch
 from app.gallery.store import EntryStore
 from app.gallery.versions import ModelVersions
+from app.index.gpu_probe import choose_index_device
 from app.index.spec import IndexSpec
 from app.inference.batcher import DynamicBatcher
 from app.inference.decoding import ImageDecoder
@@ -74,8 +75,11 @@ class Gallery:
         model version replaces it once ``calibrations.load()`` has run.
         """
         store = EntryStore(sessions, model_version=model_version, dim=dim)
+        spec, gpu = choose_index_device(dim, spec)  # before any GPU index exists
         live = LiveIndex(dim, spec, telemetry)
-        lifecycle = IndexLifecycle(store, live, ModelVersions(store), snapshot_path=snapshot_path)
+        lifecycle = IndexLifecycle(
+            store, live, ModelVersions(store), snapshot_path=snapshot_path, gpu=gpu
+        )
         search = GallerySearch(store=store, live=live, telemetry=telemetry)
         calibrations = Calibrations(
             sessions, model_version=model_version, model_calibration=model_calibration

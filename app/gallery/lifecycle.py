@@ -25,6 +25,7 @@ import numpy as np
 from app.gallery.live_index import LiveIndex
 from app.gallery.store import EntryStore
 from app.gallery.versions import ModelVersions
+from app.index.gpu_probe import GpuIndexStatus
 from app.index.snapshot import SnapshotError, Watermark, load_snapshot, read_header, write_snapshot
 from app.index.vector_index import VectorIndex
 
@@ -59,8 +60,10 @@ class IndexLifecycle:
         versions: ModelVersions,
         *,
         snapshot_path: Path,
+        gpu: GpuIndexStatus,
     ) -> None:
         self._store = store
+        self.gpu = gpu  # the start-up GPU check's verdict, for /ready
         self._live = live
         self.versions = versions
         self._snapshot_path = snapshot_path

@@ -47,22 +47,25 @@ def new_backend(dim: int, spec: IndexSpec, *, trainable: bool) -> Backend:
         kind = IndexType.FLAT
     if kind is IndexType.HNSW:
         return _hnsw(dim, spec)
-    resources = faiss.StandardGpuResources() if spec.index_use_gpu and gpu_available() else None
+    if spec.index_use_gpu and gpu_available():
+        return new_gpu_backend(dim, spec, kind)
     if kind is IndexType.IVF:
-        return _ivf(dim, spec, resources)
-    return _flat(dim, resources)
+        return _ivf(dim, spec)
+    return Backend(owning_id_map(faiss.IndexFlatIP(dim)), IndexType.FLAT)
 
 
-def _flat(dim: int, resources: Any) -> Backend:
-    flat = faiss.GpuIndexFlatIP(resources, dim) if resources is not None else faiss.IndexFlatIP(dim)
-    return Backend(owning_id_map(flat), IndexType.FLAT, resources)
+def new_gpu_backend(dim: int, spec: IndexSpec, kind: IndexType) -> Backend:
+    """A flat or IVF index on GPU 0: the one place a GPU index is made (and can fail)."""
+    resources = faiss.StandardGpuResources()
+    if kind is IndexType.IVF:
+        inner = faiss.GpuIndexIVFFlat(resources, dim, spec.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
+    else:
+        inner = faiss.GpuIndexFlatIP(resources, dim)
+    # GPU indexes delete by tombstone, so ids are kept in an IDMap we can list.
+    return Backend(owning_id_map(inner), kind, resources)
 
 
-def _ivf(dim: int, spec: IndexSpec, resources: Any) -> Backend:
-    if resources is not None:
-        ivf = faiss.GpuIndexIVFFlat(resources, dim, spec.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
-        # GPU IVF deletes by tombstone, so ids are kept in an IDMap we can list.
-        return Backend(owning_id_map(ivf), IndexType.IVF, resources)
+def _ivf(dim: int, spec: IndexSpec) -> Backend:
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, spec.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True

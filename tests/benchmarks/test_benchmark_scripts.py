@@ -79,3 +79,42 @@ def test_reranking_reports_time_memory_and_the_dense_reference() -> None:
     assert report["rerank"] == {"k1": 20, "k2": 6, "lambda": 0.3}
     assert 0.0 <= report["mAP"]["reranked"] <= 1.0
     assert report["peak_rss_mib"] > 0 and report["dense_reference_added_peak_rss_mib"] >= 0
+
+
+def test_gpu_acceptance_runs_every_check_at_toy_size_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU command's code paths, at toy sizes, so they cannot rot between GPU runs."""
+    summary_path = tmp_path / "acceptance.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_acceptance.py", "--device", "cpu", "--quick",
+         "--output", str(summary_path), "--work-dir", str(tmp_path / "work")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    summary = json.loads(summary_path.read_text())
+    checks = summary["checks"]
+    assert result.returncode == 0, json.dumps(checks, indent=1) + result.stderr[-3000:]
+    assert summary["passed"] is True
+    assert list(checks) == ["train", "train_step_speed", "ddp", "evaluator", "service", "onnx"]
+    # faiss-cpu and onnxruntime are installed here, so nothing may be skipped.
+    assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(
+        checks, "passed"
+    )
+    train = checks["train"]
+    assert (
+        len(train["loss_per_epoch"]) == 3
+        and min(train["loss_per_epoch"][1:]) < train["loss_per_epoch"][0]
+    )
+    assert checks["train_step_speed"]["compile_on"]["compile"] == "eager"
+    assert checks["ddp"]["relative_difference"] <= checks["ddp"]["tolerance"]
+    assert checks["evaluator"]["tiny"]["max_gap_to_cpu"] <= 1e-4
+    service = checks["service"]
+    assert service["index_gpu"] == {
+        "requested": True,
+        "used": False,
+        "reason": "no FAISS GPU build or no visible GPU",
+    }
+    assert set(service["enroll"]) == {"2"} and service["enroll"]["2"]["ratio"] > 0
+    assert service["query"]["queries"] == 5
+    # torchvision wheels without their image extension cannot decode; that is reported.
+    assert service["jpeg_decode"].get("images") == 4 or "skipped" in service["jpeg_decode"]
+    assert checks["onnx"]["max_abs_difference"] <= 1e-4
+    assert summary["commit"] and summary["machine"]["device"] == "cpu"

@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 
 TORCH = {"torch", "torchvision"}
+# The GPU FAISS build chosen in docs/deploy.md (sm_90 kernels, CUDA 12 libraries beside
+# torch's CUDA 13 ones) and the CUDA 12 wheels it loads, at the versions checked there.
+GPU_FAISS = {
+    "faiss-gpu": "1.15.1",
+    "nvidia-cuda-runtime-cu12": "12.9.79",
+    "nvidia-cublas-cu12": "12.9.1.4",
+    "nvidia-curand-cu12": "10.3.10.19",
+}
 
 
 def _pins(repo: Path, variant: str, out: Path) -> dict[str, str]:
@@ -57,14 +65,14 @@ def test_only_torch_and_faiss_differ_from_the_dev_pins(
     added = set(image_pins) - set(dev_pins)
     if variant == "gpu":
         assert changed == {"faiss-cpu"} and "faiss-cpu" not in image_pins
-        assert added == {"faiss-gpu-cu12", "nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12"}
+        assert {name: image_pins[name] for name in added} == GPU_FAISS
     else:
         assert changed == set() and added == set()
     assert f"https://download.pytorch.org/whl/{build}" in files["torch.txt"]
     assert {_name(line) for line in files["torch.txt"].splitlines()[1:]} == TORCH
 
 
-@pytest.mark.parametrize(("variant", "faiss"), [("gpu", "faiss-gpu-cu12"), ("cpu", "faiss-cpu")])
+@pytest.mark.parametrize(("variant", "faiss"), [("gpu", "faiss-gpu"), ("cpu", "faiss-cpu")])
 def test_requirements_are_the_runtime_dependencies_all_pinned(
     repo: Path, tmp_path: Path, variant: str, faiss: str
 ) -> None:
@@ -101,3 +109,16 @@ def test_bad_input_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_the_gpu_extra_names_the_image_faiss_build(repo: Path, tmp_path: Path) -> None:
+    """``pip install .[gpu]`` and the GPU image must not drift to different FAISS builds."""
+    project = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    (extra,) = project["optional-dependencies"]["gpu"]
+    assert _name(extra) == "faiss-gpu"
+    floor = re.fullmatch(r"[A-Za-z0-9._-]+>=([0-9.]+)", extra)
+    assert floor is not None, extra
+    # The floor is the release whose kernels docs/deploy.md lists, and the image pins it.
+    assert floor.group(1) == GPU_FAISS["faiss-gpu"]
+    image_pins = _pin_map(_pins(repo, "gpu", tmp_path)["constraints.txt"])
+    assert image_pins["faiss-gpu"] == GPU_FAISS["faiss-gpu"]

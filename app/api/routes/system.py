@@ -66,6 +66,7 @@ def _readiness(services: Services) -> dict[str, Any]:
         "reason": lifecycle.startup.reason,
         "seconds": round(lifecycle.startup.seconds, 3),
     }
+    step["gpu"] = lifecycle.gpu.as_dict()
     checks["index"] = step
     return checks
 

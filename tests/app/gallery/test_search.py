@@ -16,6 +16,7 @@ from app.gallery.live_index import LiveIndex
 from app.gallery.search import GallerySearch, QueryFilters
 from app.gallery.store import EntryStore
 from app.gallery.versions import ModelVersions
+from app.index.gpu_probe import GpuIndexStatus
 from app.index.spec import IndexSpec, IndexType
 from app.telemetry import Telemetry
 
@@ -38,7 +39,11 @@ class Parts:
         store = EntryStore(self.sessions, model_version="v1", dim=DIM)
         self.live = LiveIndex(DIM, IndexSpec(IndexType.FLAT), telemetry)
         self.lifecycle = IndexLifecycle(
-            store, self.live, ModelVersions(store), snapshot_path=directory / "index.snapshot"
+            store,
+            self.live,
+            ModelVersions(store),
+            snapshot_path=directory / "index.snapshot",
+            gpu=GpuIndexStatus(requested=False, used=False, reason="index_use_gpu is off"),
         )
         self.search = GallerySearch(store=store, live=self.live, telemetry=telemetry)
 

@@ -1,0 +1,1 @@
+"""The checks of ``benchmarks/gpu_acceptance.py``, one module per part of the system."""
