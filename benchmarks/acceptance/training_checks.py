@@ -27,7 +27,7 @@ from model.network import build_model
 from training.config import from_mapping
 from training.data.synthetic import generate_synthetic_market
 from training.engine import TrainingObjective, train_step
-from training.optim import build_optimizer, build_scheduler
+from training.optim import build_optimizer
 
 DDP_LOSS_TOLERANCE = 0.05  # relative; bf16 reductions differ between the two paths
 TRAIN_TIMEOUT_S = 240
@@ -146,19 +146,18 @@ def step_throughput(device: torch.device, sizes: Sizes, *, compiled: bool) -> di
     )
     settings = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], settings)
-    scheduler = build_scheduler(optimizer, settings, iters_per_epoch=10_000)
     batch = sizes.batch_p * sizes.batch_k
     images = torch.randn(batch, 3, 256, 128, device=device)
     pids = torch.arange(sizes.batch_p, device=device).repeat_interleave(sizes.batch_k)
     started = time.perf_counter()
-    train_step(runner, images, pids, optimizer, scheduler, compute)  # compiles if asked
+    train_step(runner, images, pids, optimizer, compute)  # compiles if asked
     synchronize(device)
     first_step_s = time.perf_counter() - started
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(sizes.throughput_steps):
-        train_step(runner, images, pids, optimizer, scheduler, compute)
+        train_step(runner, images, pids, optimizer, compute)
     synchronize(device)
     seconds = time.perf_counter() - started
     report: dict[str, Any] = {
