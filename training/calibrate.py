@@ -31,7 +31,7 @@ from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
 from training.calibration_step import calibrate_checkpoint
 from training.data.dataset import EmptyDatasetError, ReIDImageDataset
 from training.transforms import build_eval_transform
-from training.usage import UsageError
+from training.usage import UsageError, run_command
 
 BATCH_SIZE = 64
 
@@ -74,17 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the calibration; returns the exit status (2 for usage errors) instead of exiting."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        try:
-            report = _calibrate(args)
-        except UsageError as error:
-            parser.error(str(error))
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
-    print(json.dumps(report, indent=2))
-    return 0
+    status, _, report = run_command(build_parser(), argv, _calibrate)
+    if status == 0:
+        print(json.dumps(report, indent=2))
+    return status
 
 
 def _calibrate(args: argparse.Namespace) -> dict[str, object]:

@@ -38,7 +38,7 @@ from training.feature_files import (
     write_atomically,
     write_feature_file,
 )
-from training.usage import UsageError, positive_int
+from training.usage import UsageError, positive_int, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,15 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; returns the exit status (2 for usage errors) instead of exiting."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        try:
-            report = _evaluate(args)
-        except UsageError as error:
-            parser.error(str(error))
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
+    status, args, report = run_command(build_parser(), argv, _evaluate)
+    if status != 0:
+        return status
+    assert args is not None
     text = json.dumps(report, indent=2)
     print(text)
     if args.output is not None:

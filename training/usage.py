@@ -7,6 +7,8 @@ sees what to fix, never a traceback.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 class UsageError(ValueError):
@@ -22,3 +24,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    command: Callable[[argparse.Namespace], Any],
+) -> tuple[int, argparse.Namespace | None, Any]:
+    """Parse ``argv`` and run ``command``; a UsageError becomes argparse's exit status 2.
+
+    Returns (status, arguments, result) instead of exiting, so ``main`` functions stay
+    callable from tests and from other programs.
+    """
+    try:
+        args = parser.parse_args(argv)
+        try:
+            return 0, args, command(args)
+        except UsageError as error:
+            parser.error(str(error))
+    except SystemExit as exit_:
+        return (exit_.code if isinstance(exit_.code, int) else 1), None, None

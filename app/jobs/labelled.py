@@ -22,7 +22,7 @@ from app.gallery.client_json import load_client_json
 from app.gallery.entry_fields import check_camera, check_identity
 from app.inference.decoding import Upload
 from app.jobs.errors import InvalidLabels, JobFailed
-from app.jobs.live_gallery import check_gallery, load_gallery
+from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
 from app.jobs.ranking_options import RankingOptions
 from model.evaluation.metrics import compute_reid_metrics
@@ -104,15 +104,8 @@ async def run(
     progress: Progress,
     options: RankingOptions,
 ) -> dict[str, Any]:
-    labels = json.loads((directory / LABELS).read_text(encoding="utf-8"))
-    await asyncio.to_thread(gallery.lifecycle.require_compatible)
-    with zipfile.ZipFile(directory / ARCHIVE) as archive:
-        names = sorted(archive.namelist())
-        started = time.perf_counter()
-        query = await embedder.embed(archive, names, progress)
-        embed_s = time.perf_counter() - started
-    if not len(query.features):
-        raise JobFailed("none of the query images decoded", code="no_decodable_images")
+    uploads = await embed_uploads(directory, ARCHIVE, LABELS, gallery, embedder, progress)
+    labels, query, embed_s = uploads.labels, uploads.members, uploads.embed_s
     started = time.perf_counter()
     loaded = await load_gallery(gallery)
     gallery_ids, gallery_features, gallery_owners = loaded.ids, loaded.features, loaded.owners
@@ -162,7 +155,7 @@ async def run(
         "metrics": metrics.to_dict(),
         "ranking": options.to_dict(),
         "counts": {
-            "query_images": len(names),
+            "query_images": uploads.images,
             "gallery_entries": len(gallery_ids),
             "undecodable_skipped": len(skipped),
             "queries_without_gallery_identity": unmatched,

@@ -10,13 +10,19 @@ row (identity, camera) still exists.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from app.gallery import Gallery
 from app.gallery.store import EntryLabel
 from app.jobs.errors import EmptyGallery, GalleryTooLarge, JobFailed
+from app.jobs.members import EmbeddedMembers, MemberEmbedder, Progress
 
 
 def check_gallery(gallery: Gallery, max_gallery: int) -> int:
@@ -55,3 +61,37 @@ async def load_gallery(gallery: Gallery) -> LoadedGallery:
     keep = np.array([int(i) in labels for i in ids], dtype=bool)
     ids, features = ids[keep], features[keep]
     return LoadedGallery(ids, features, [labels[int(i)] for i in ids])
+
+
+@dataclass(frozen=True)
+class EmbeddedUploads:
+    """A job's stored labels and its uploaded crops embedded by the live model."""
+
+    labels: dict[str, Any]
+    images: int  # in the archive, decodable or not
+    members: EmbeddedMembers
+    embed_s: float
+
+
+async def embed_uploads(
+    directory: Path,
+    archive: str,
+    labels: str,
+    gallery: Gallery,
+    embedder: MemberEmbedder,
+    progress: Progress,
+) -> EmbeddedUploads:
+    """Embed the job's archive, once the gallery is known to be the loaded model's.
+
+    A job in which no crop decodes fails with ``no_decodable_images``.
+    """
+    stored = json.loads((directory / labels).read_text(encoding="utf-8"))
+    await asyncio.to_thread(gallery.lifecycle.require_compatible)
+    with zipfile.ZipFile(directory / archive) as opened:
+        names = sorted(opened.namelist())
+        started = time.perf_counter()
+        members = await embedder.embed(opened, names, progress)
+        embed_s = time.perf_counter() - started
+    if not len(members.features):
+        raise JobFailed("none of the uploaded images decoded", code="no_decodable_images")
+    return EmbeddedUploads(stored, len(names), members, embed_s)

@@ -34,7 +34,7 @@ from app.gallery import Gallery
 from app.inference.decoding import Upload
 from app.jobs.errors import JobFailed
 from app.jobs.labelled import QueryLabels
-from app.jobs.live_gallery import check_gallery, load_gallery
+from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
 from model.evaluation.calibration import Calibration, CalibrationError, fit_calibration
 from model.evaluation.open_set import FPIR_TARGETS, identity_scores, withhold_identities
@@ -67,15 +67,8 @@ def prepare(
 async def run(
     directory: Path, gallery: Gallery, embedder: MemberEmbedder, progress: Progress
 ) -> dict[str, Any]:
-    labels = json.loads((directory / LABELS).read_text(encoding="utf-8"))
-    await asyncio.to_thread(gallery.lifecycle.require_compatible)
-    with zipfile.ZipFile(directory / ARCHIVE) as archive:
-        names = sorted(archive.namelist())
-        started = time.perf_counter()
-        probes = await embedder.embed(archive, names, progress)
-        embed_s = time.perf_counter() - started
-    if not len(probes.features):
-        raise JobFailed("none of the probe images decoded", code="no_decodable_images")
+    uploads = await embed_uploads(directory, ARCHIVE, LABELS, gallery, embedder, progress)
+    labels, probes, embed_s = uploads.labels, uploads.members, uploads.embed_s
     started = time.perf_counter()
     loaded = await load_gallery(gallery)
     enrolled_bytes = await asyncio.to_thread(
@@ -97,7 +90,7 @@ async def run(
     return {
         **summary,
         "counts": {
-            "probe_images": len(names),
+            "probe_images": uploads.images,
             "gallery_entries": len(owners),
             "undecodable_skipped": len(skipped),
             "enrolled_bytes_skipped": len(probes.kept) - len(rows),
