@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         log.error("entry %d: crop unusable (%s)", row.id, error)
                         unusable.append(row.id)
                         continue
-                    tensors.append(preprocess(image))
+                    tensors.append(preprocess(image, embedder.card.config.input_size))
                     ready.append(row.id)
                 vectors = embedder.embed(torch.stack(tensors)) if tensors else []
                 missing.extend(unusable)

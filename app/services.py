@@ -51,7 +51,9 @@ def build_services(
     try:
         sessions = session_factory(engine)
         embedder = embedder or load_embedder(settings)
-        decoder = ImageDecoder(settings.decode_threads, settings.max_image_pixels)
+        decoder = ImageDecoder(
+            settings.decode_threads, settings.max_image_pixels, embedder.card.config.input_size
+        )
         batcher = DynamicBatcher(
             embedder.embed,
             max_batch=settings.batch_max_size,

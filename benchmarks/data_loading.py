@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from model.evaluation.layouts.market import load_market1501
+from model.preprocessing import DEFAULT_INPUT_SIZE
 from training.data.dataset import ReIDImageDataset
 from training.data.synthetic import generate_synthetic_market
 from training.sampler import IdentityBatchSampler
@@ -62,7 +63,7 @@ def main() -> None:
 
         splits = load_market1501(root)
         started = time.perf_counter()
-        dataset = ReIDImageDataset(splits.train, build_train_transform())
+        dataset = ReIDImageDataset(splits.train, build_train_transform(DEFAULT_INPUT_SIZE))
         seconds = time.perf_counter() - started
         results["validate"] = {
             "images": len(dataset),

@@ -25,7 +25,6 @@ from model.checkpoint import untrained_model
 from model.compute import SWITCHES, ComputeSettings
 from model.config import ARCHS, ATTENTION_MODES, ModelConfig
 from model.network import ReIDNet
-from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 
 
 def measure_forward_throughput(
@@ -41,7 +40,7 @@ def measure_forward_throughput(
     if batch_size < 1 or iterations < 1 or warmup < 0:
         raise ValueError("batch_size and iterations must be >= 1 and warmup >= 0")
     compute.prepare(network).eval()
-    images = compute.to_device(torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH))
+    images = compute.to_device(torch.randn(batch_size, 3, *network.config.input_size))
 
     def synchronise() -> None:
         if compute.device.type == "cuda":

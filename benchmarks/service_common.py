@@ -24,7 +24,6 @@ from model.checkpoint import ModelCard, load_checkpoint, save_checkpoint, untrai
 from model.compute import ComputeSettings
 from model.config import ModelConfig
 from model.network import ReIDNet
-from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 from training.data.synthetic import render_person
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +151,7 @@ def warm_up(bench: BenchModel, batch_size: int, batches: int = 6) -> None:
     so every raw timing here comes after this warm-up, as the server is warmed
     by requests before it is timed.
     """
-    inputs = bench.compute.to_device(torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH))
+    inputs = bench.compute.to_device(torch.randn(batch_size, 3, *bench.network.config.input_size))
     with torch.inference_mode(), bench.compute.autocast():
         for _ in range(batches):
             bench.network.embed(inputs)

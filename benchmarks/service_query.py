@@ -124,12 +124,13 @@ def run_queries(base_url: str, crops: list[bytes]) -> dict[str, float]:
 def raw_embed_ms(bench: BenchModel, crops: list[bytes]) -> float:
     warm_up(bench, 32)
     network, compute = bench.network, bench.compute
+    size = network.config.input_size
     times = []
     with torch.inference_mode(), compute.autocast():
         for crop in crops[:WARMUP_QUERIES]:
-            network.embed(compute.to_device(preprocess(decode_image(crop)).unsqueeze(0)))
+            network.embed(compute.to_device(preprocess(decode_image(crop), size).unsqueeze(0)))
         for crop in crops:
-            tensor = compute.to_device(preprocess(decode_image(crop)).unsqueeze(0))
+            tensor = compute.to_device(preprocess(decode_image(crop), size).unsqueeze(0))
             started = time.perf_counter()
             network.embed(tensor)
             times.append((time.perf_counter() - started) * 1000)

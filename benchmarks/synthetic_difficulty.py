@@ -43,7 +43,9 @@ def _pixels(images: list[Image.Image]) -> np.ndarray:
 
 def _embed(network: ReIDNet, images: list[Image.Image]) -> torch.Tensor:
     batches = (
-        torch.stack([preprocess(image) for image in images[start : start + 64]])
+        torch.stack(
+            [preprocess(image, network.config.input_size) for image in images[start : start + 64]]
+        )
         for start in range(0, len(images), 64)
     )
     return extract_features(network, batches, compute=ComputeSettings(torch.device("cpu")))

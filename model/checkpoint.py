@@ -31,7 +31,6 @@ from safetensors.torch import save as save_safetensors
 from model.config import ModelConfig
 from model.evaluation.calibration import Calibration, CalibrationError
 from model.network import ReIDNet, build_model
-from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 from model.state_dict import describe_mismatch
 
 WEIGHTS_FILE = "model.safetensors"
@@ -51,19 +50,23 @@ class CheckpointError(ValueError):
 class ModelCard:
     """What a checkpoint is: architecture, provenance, quality, identity.
 
-    ``input_size`` is (channels, height, width) of one preprocessed crop. ``calibration``
+    ``input_size`` is (channels, height, width) of one preprocessed crop, from the config;
+    the card states it so a reader need not know the config's defaults. ``calibration``
     is None for a card written before open-set calibration existed, or never calibrated.
     """
 
     config: ModelConfig
     embedding_dim: int
-    input_size: tuple[int, int, int] = (3, INPUT_HEIGHT, INPUT_WIDTH)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     trained: bool = True
     created_at: str = ""
     calibration: Calibration | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return (3, *self.config.input_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,11 @@ class ModelCard:
             raise CheckpointError(
                 f"model card 'input_size' must be [channels, height, width], got {input_size!r}"
             )
+        if tuple(input_size) != (3, *config.input_size):
+            raise CheckpointError(
+                f"model card 'input_size' is {input_size!r} but its config says "
+                f"{[3, *config.input_size]!r}"
+            )
         for key, kind in (("training_data", dict), ("metrics", dict)):
             if not isinstance(data.get(key, {}), kind):
                 raise CheckpointError(f"model card '{key}' must be a JSON object")
@@ -120,7 +128,6 @@ class ModelCard:
         return cls(
             config=config,
             embedding_dim=config.embedding_dim,
-            input_size=(input_size[0], input_size[1], input_size[2]),
             training_data=data.get("training_data", {}),
             metrics=data.get("metrics", {}),
             version=data["version"],

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from model.preprocessing import DEFAULT_INPUT_SIZE, InputSize
+
 # Output channels of layer3 (where attention sits) and layer4 (the embedding).
 ARCH_CHANNELS: dict[str, tuple[int, int]] = {
     "resnet18": (256, 512),
@@ -25,6 +27,9 @@ ARCHS = tuple(ARCH_CHANNELS)
 LAST_STRIDES = (1, 2)
 ATTENTION_MODES = ("both", "spatial", "channel", "none")
 HEADS = ("bnneck", "two_fc")
+# Input sides: whole layer3 cells (stride 16), and at least 2 of them each way.
+INPUT_SIDE_MULTIPLE = 16
+MIN_INPUT_SIDE = 32
 ATTENTION_COMBINATIONS = ("residual", "multiplicative")
 
 
@@ -45,6 +50,8 @@ class ModelConfig:
     channel_reduction: int = 16
     head: str = "bnneck"
     attention_combination: str = "multiplicative"
+    input_height: int = DEFAULT_INPUT_SIZE.height
+    input_width: int = DEFAULT_INPUT_SIZE.width
 
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHS)
@@ -56,6 +63,14 @@ class ModelConfig:
         _check_int("num_classes", self.num_classes)
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        for key in ("input_height", "input_width"):
+            value = getattr(self, key)
+            _check_int(key, value)
+            if value < MIN_INPUT_SIDE or value % INPUT_SIDE_MULTIPLE:
+                raise ValueError(
+                    f"{key} must be a multiple of {INPUT_SIDE_MULTIPLE} and at least "
+                    f"{MIN_INPUT_SIDE}, got {value}"
+                )
         _check_int("channel_reduction", self.channel_reduction)
         if not 1 <= self.channel_reduction <= self.attention_channels:
             raise ValueError(
@@ -67,6 +82,11 @@ class ModelConfig:
     def attention_channels(self) -> int:
         """Channels of the layer3 map the attention modules see."""
         return ARCH_CHANNELS[self.arch][0]
+
+    @property
+    def input_size(self) -> InputSize:
+        """The crop size every caller resizes to: training, evaluation, export, the service."""
+        return InputSize(self.input_height, self.input_width)
 
     @property
     def embedding_dim(self) -> int:

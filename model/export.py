@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from model.network import ReIDNet
-from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH
 
 ONNX_OPSET = 17
 INPUT_NAME = "images"
@@ -45,9 +44,8 @@ def _export_copy(network: ReIDNet) -> EmbeddingModel:
 def _quiet_tracing() -> Iterator[None]:
     """Silence warnings that are expected for this graph.
 
-    The spatial attention's transposed convs read the map size to undo odd
-    downsampling; tracing turns that into a constant, which is right because
-    the crop size is fixed (INPUT_HEIGHT x INPUT_WIDTH) and only the batch
+    Tracing turns shapes read in Python into constants, which is right because the
+    crop size is fixed (the network's ``config.input_size``) and only the batch
     varies. The deprecation notices (legacy ONNX exporter, TorchScript) say
     nothing about this graph.
     """
@@ -57,8 +55,8 @@ def _quiet_tracing() -> Iterator[None]:
         yield
 
 
-def _example_batch(batch_size: int = 2) -> torch.Tensor:
-    return torch.randn(batch_size, 3, INPUT_HEIGHT, INPUT_WIDTH)
+def _example_batch(network: ReIDNet, batch_size: int = 2) -> torch.Tensor:
+    return torch.randn(batch_size, 3, *network.config.input_size)
 
 
 def export_onnx(network: ReIDNet, path: Path) -> Path:
@@ -71,7 +69,7 @@ def export_onnx(network: ReIDNet, path: Path) -> Path:
     with _quiet_tracing():
         torch.onnx.export(
             wrapper,
-            (_example_batch(),),
+            (_example_batch(network),),
             str(path),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
@@ -88,6 +86,6 @@ def export_torchscript(network: ReIDNet, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _export_copy(network)
     with torch.no_grad(), _quiet_tracing():
-        traced = torch.jit.trace(wrapper, (_example_batch(),))
+        traced = torch.jit.trace(wrapper, (_example_batch(network),))
     traced.save(str(path))
     return path

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-INPUT_HEIGHT = 256
-INPUT_WIDTH = 128
+
+class InputSize(NamedTuple):
+    """Height and width of one network input crop, in pixels; part of the model's config."""
+
+    height: int
+    width: int
+
+
+DEFAULT_INPUT_SIZE = InputSize(256, 128)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
@@ -112,9 +120,9 @@ def as_upright_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize(image: Image.Image) -> Image.Image:
-    """Resize to the network's fixed 256×128 input, ignoring aspect as BoT does."""
-    return image.convert("RGB").resize((INPUT_WIDTH, INPUT_HEIGHT), Image.Resampling.BILINEAR)
+def resize(image: Image.Image, size: InputSize) -> Image.Image:
+    """Resize to the network's input size, ignoring aspect as BoT does."""
+    return image.convert("RGB").resize((size.width, size.height), Image.Resampling.BILINEAR)
 
 
 def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
@@ -132,11 +140,11 @@ def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(planes)
 
 
-def preprocess(image: Image.Image) -> torch.Tensor:
-    """The evaluation-time transform: resize, then normalise. Shape (3, 256, 128)."""
-    return to_normalized_tensor(resize(image))
+def preprocess(image: Image.Image, size: InputSize) -> torch.Tensor:
+    """The evaluation-time transform: resize, then normalise. Shape (3, height, width)."""
+    return to_normalized_tensor(resize(image, size))
 
 
-def preprocess_batch(images: list[Image.Image]) -> torch.Tensor:
-    """Stack preprocessed crops into one (N, 3, 256, 128) batch."""
-    return torch.stack([preprocess(image) for image in images])
+def preprocess_batch(images: list[Image.Image], size: InputSize) -> torch.Tensor:
+    """Stack preprocessed crops into one (N, 3, height, width) batch."""
+    return torch.stack([preprocess(image, size) for image in images])

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from model.checkpoint import CheckpointError
+from model.checkpoint import CheckpointError, read_model_card
 from model.compute import SWITCHES, ComputeSettings
 from model.evaluation.calibration import CalibrationError
 from model.evaluation.layouts.catalogue import LAYOUT_NAMES, read_layout
@@ -93,7 +93,11 @@ def _calibrate(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError("--device: CUDA was requested but is not available on this machine")
     records = _records(args.data_dir, args.layout)
     try:
-        dataset = ReIDImageDataset(records, build_eval_transform(), relabel=False)
+        size = read_model_card(args.checkpoint).config.input_size
+    except CheckpointError as error:
+        raise UsageError(f"--checkpoint: {error}") from None
+    try:
+        dataset = ReIDImageDataset(records, build_eval_transform(size), relabel=False)
     except EmptyDatasetError as error:
         raise UsageError(f"--data-dir: {error}") from None
     if dataset.skipped:

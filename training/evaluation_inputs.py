@@ -24,7 +24,7 @@ from model.evaluation.layouts.catalogue import read_layout
 from model.evaluation.layouts.market import read_market_split
 from model.evaluation.layouts.records import DatasetLayoutError, ImageRecord
 from model.evaluation.layouts.split_folders import GALLERY_FOLDER, QUERY_FOLDER
-from model.preprocessing import ImageDecodeError, decode_image, preprocess
+from model.preprocessing import ImageDecodeError, InputSize, decode_image, preprocess
 from training.usage import UsageError
 
 DEFAULT_BATCH_SIZE = 64
@@ -53,7 +53,7 @@ def embed_query_gallery(
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     compute = ComputeSettings.resolve(device, args.amp, args.amp)
     for split, records in splits.items():
-        batches = _image_batches(records, batch_size, args.workers)
+        batches = _image_batches(records, network.config.input_size, batch_size, args.workers)
         progress = tqdm(
             batches,
             desc=f"embedding {split}",
@@ -113,7 +113,7 @@ def _read_query_gallery(root: Path, layout: str) -> dict[str, list[ImageRecord]]
 
 
 def _image_batches(
-    records: list[ImageRecord], batch_size: int, workers: int
+    records: list[ImageRecord], size: InputSize, batch_size: int, workers: int
 ) -> Iterator[torch.Tensor]:
     """Decode crops on a thread pool, preparing the next batch while one is being embedded.
 
@@ -125,7 +125,7 @@ def _image_batches(
 
         def submit(start: int) -> list[Future[torch.Tensor]]:
             chunk = records[start : start + batch_size]
-            return [pool.submit(_load_crop, record.path) for record in chunk]
+            return [pool.submit(_load_crop, record.path, size) for record in chunk]
 
         pending = submit(0)
         for start in range(batch_size, len(records) + batch_size, batch_size):
@@ -134,8 +134,8 @@ def _image_batches(
             pending = upcoming
 
 
-def _load_crop(path: Path) -> torch.Tensor:
+def _load_crop(path: Path, size: InputSize) -> torch.Tensor:
     try:
-        return preprocess(decode_image(path.read_bytes()))
+        return preprocess(decode_image(path.read_bytes()), size)
     except (ImageDecodeError, OSError) as error:
         raise UsageError(f"--data-dir: cannot read image {path}: {error}") from None

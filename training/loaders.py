@@ -27,6 +27,7 @@ from model.evaluation.layouts.records import ImageRecord
 from training import distributed
 from training.config import TrainConfig
 from training.data.dataset import ReIDImageDataset
+from training.data.decoded import DecodedCropDataset, TrainAugmentation, normalize_crop
 from training.data.joint import JointPart, combine_training_sets
 from training.data.synthetic import MANIFEST_NAME, generate_synthetic_market
 from training.sampler import IdentityBatchSampler
@@ -127,19 +128,13 @@ def build_data_pipeline(
         all_train, config.calibration_fraction, seed=config.seed
     )
     try:
-        train_set = ReIDImageDataset(
-            train_records,
-            build_train_transform(erasing_probability=config.random_erasing),
-            relabel=True,
-        )
+        train_set = make_dataset(train_records, config, train=True)
         query_set = gallery_set = calibration_set = None
         if calibration_records:
-            calibration_set = ReIDImageDataset(
-                calibration_records, build_eval_transform(), relabel=False
-            )
+            calibration_set = make_dataset(calibration_records, config)
         if query_records and gallery_records:
-            query_set = ReIDImageDataset(query_records, build_eval_transform(), relabel=False)
-            gallery_set = ReIDImageDataset(gallery_records, build_eval_transform(), relabel=False)
+            query_set = make_dataset(query_records, config)
+            gallery_set = make_dataset(gallery_records, config)
         # Every rank plans the same epoch from (seed, epoch) and takes its own share.
         sampler = IdentityBatchSampler(
             train_set.labels,
@@ -198,6 +193,28 @@ def build_data_pipeline(
         calibration_records=calibration_set.records if calibration_set else [],
         calibration_note=note,
     )
+
+
+def make_dataset(
+    records: Sequence[ImageRecord], config: TrainConfig, *, train: bool = False
+) -> ReIDImageDataset:
+    """The training (relabelled, augmented) or evaluation dataset over ``records``.
+
+    With ``decode_once`` every crop is decoded and resized once and kept in memory
+    (`DecodedCropDataset`); otherwise each is read from disk whenever it is drawn.
+    """
+    size = config.model_config(num_classes=1).input_size
+    if config.decode_once:
+        augment = TrainAugmentation(erasing_probability=config.random_erasing)
+        return DecodedCropDataset(
+            records, size, augment if train else normalize_crop, relabel=train
+        )
+    transform = (
+        build_train_transform(size, erasing_probability=config.random_erasing)
+        if train
+        else build_eval_transform(size)
+    )
+    return ReIDImageDataset(records, transform, relabel=train)
 
 
 def hold_out_identities(

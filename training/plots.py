@@ -63,29 +63,44 @@ def plot_cmc(cmc: Sequence[float], path: Path, *, title: str = "CMC") -> Path:
     return _save(figure, path)
 
 
-def plot_attention(crops: Sequence[Image.Image], masks: Sequence[np.ndarray], path: Path) -> Path:
-    """Each crop beside its spatial attention mask drawn as a heatmap over it.
+def plot_attention(
+    crops: Sequence[Image.Image],
+    masks: Sequence[np.ndarray],
+    path: Path,
+    *,
+    mean_mask: np.ndarray | None = None,
+) -> Path:
+    """Each crop beside its spatial attention mask, then the mean mask of the whole set.
 
-    ``masks`` are (h, w) arrays at the attention map's own resolution; they are
-    upsampled to the crop so a viewer sees which body parts the network weighs.
+    ``masks`` are (h, w) arrays in [0, 1] at the attention map's own resolution,
+    upsampled to the crop. Every mask is drawn on the one fixed [0, 1] scale: stretching
+    each to its own range once hid that every crop got the same map. The last panel,
+    the mean mask (``mean_mask``, e.g. over every query crop), makes such a collapse
+    visible at a glance: the overlays then all look like it.
     """
     if len(crops) != len(masks) or not crops:
         raise ValueError("need one mask per crop and at least one crop")
-    figure, axes = plt.subplots(
-        2, len(crops), figsize=(1.6 * len(crops), 6.2), dpi=120, squeeze=False
-    )
+    columns = len(crops) + (mean_mask is not None)
+    figure, axes = plt.subplots(2, columns, figsize=(1.6 * columns, 6.2), dpi=120, squeeze=False)
+    size = crops[0].size
     for column, (crop, mask) in enumerate(zip(crops, masks, strict=True)):
-        heat = Image.fromarray(_to_unit(mask).astype(np.float32), mode="F").resize(
-            crop.size, Image.Resampling.BILINEAR
-        )
         axes[0, column].imshow(crop)
         axes[1, column].imshow(crop)
-        axes[1, column].imshow(np.asarray(heat), cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
-        for row in (0, 1):
-            axes[row, column].set_axis_off()
+        axes[1, column].imshow(_upsampled(mask, crop.size), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    if mean_mask is not None:
+        axes[0, -1].text(0.5, 0.5, "mean mask\nof the set", ha="center", va="center", fontsize=8)
+        axes[1, -1].imshow(_upsampled(mean_mask, size), cmap="jet", vmin=0.0, vmax=1.0)
+    for axis in axes.flat:
+        axis.set_axis_off()
     axes[0, 0].set_title("crop", fontsize=8, loc="left")
-    axes[1, 0].set_title("spatial attention", fontsize=8, loc="left")
+    axes[1, 0].set_title("spatial attention (0 to 1)", fontsize=8, loc="left")
     return _save(figure, path)
+
+
+def _upsampled(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A [0, 1] mask resized to ``size`` (width, height) for drawing; values are not rescaled."""
+    values = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+    return np.asarray(Image.fromarray(values, mode="F").resize(size, Image.Resampling.BILINEAR))
 
 
 def plot_ranked_lists(rows: Sequence[RankedRow], path: Path) -> Path:
@@ -128,15 +143,6 @@ def _rgb(colour: str) -> np.ndarray:
     return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
 
 
-def _to_unit(mask: np.ndarray) -> np.ndarray:
-    """Stretch a mask to [0, 1] so a flat-but-nonzero mask still shows its shape."""
-    mask = np.asarray(mask, dtype=np.float64)
-    low, high = float(mask.min()), float(mask.max())
-    if high - low < 1e-12:
-        return np.full_like(mask, 0.5)
-    return (mask - low) / (high - low)
-
-
 def _save(figure: plt.Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +161,12 @@ def write_run_plots(
     *,
     num_queries: int = 6,
     top_k: int = 10,
+    mean_mask: np.ndarray | None = None,
 ) -> list[Path]:
     """Write cmc.png, ranked_lists.png and (with spatial attention) attention.png.
+
+    ``mean_mask`` is the mean spatial mask over the query set, drawn as the attention
+    figure's last panel.
 
     Queries are spread evenly over the query set so the figure is the same for
     every evaluation of one run and comparable across runs.
@@ -197,7 +207,7 @@ def write_run_plots(
     if network.config.uses_spatial_attention:
         paths = [query_records[q].path for q in chosen]
         crops, masks = spatial_masks(network, paths)
-        written.append(plot_attention(crops, masks, output / "attention.png"))
+        written.append(plot_attention(crops, masks, output / "attention.png", mean_mask=mean_mask))
     return written
 
 
@@ -205,7 +215,7 @@ def spatial_masks(
     network: ReIDNet, paths: Sequence[Path]
 ) -> tuple[list[Image.Image], list[np.ndarray]]:
     """The network-input-sized crops and their spatial attention masks."""
-    crops = [resize(Image.open(path)) for path in paths]
+    crops = [resize(Image.open(path), network.config.input_size) for path in paths]
     device = next(network.parameters()).device
     was_training = network.training
     network.eval()

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--attention-combination", choices=ATTENTION_COMBINATIONS, default=suppress)
     net.add_argument("--head", choices=HEADS, default=suppress)
     net.add_argument("--last-stride", type=int, choices=LAST_STRIDES, default=suppress)
+    net.add_argument(
+        "--input-height", type=int, default=suppress, help="crop height the network takes"
+    )
+    net.add_argument("--input-width", type=int, default=suppress, help="crop width")
     net.add_argument("--pretrained", type=Path, default=suppress, help="local ImageNet weights")
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=int, default=suppress)
@@ -116,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     runtime.add_argument("--amp", choices=SWITCHES, default=suppress, help="bf16 autocast")
     runtime.add_argument("--channels-last", choices=SWITCHES, default=suppress)
     runtime.add_argument("--workers", type=int, default=suppress, help="DataLoader workers")
+    runtime.add_argument(
+        "--decode-once",
+        action=argparse.BooleanOptionalAction,
+        default=suppress,
+        help="decode every crop once and keep it in memory (fast on CPU hosts)",
+    )
     runtime.add_argument("--eval-every", type=int, default=suppress, help="evaluate every N epochs")
     runtime.add_argument(
         "--eval-before-training",

@@ -27,11 +27,13 @@ CSV_COLUMNS = (
     "images",
     "images_per_s",
     "epoch_seconds",
+    "wall_seconds",
     "mAP",
     "mINP",
     "rank1",
     "rank5",
     "rank10",
+    "attention_correlation",
 )
 
 

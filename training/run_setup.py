@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ class RunState:
     schedule: EpochSchedule
     progress: Progress
     log: RunLog | None  # None on ranks other than 0
+    started_at: float  # time.perf_counter() when preparing began: data loading counts too
 
 
 def seed_everything(seed: int) -> None:
@@ -87,6 +89,7 @@ def prepare(config: TrainConfig) -> RunState:
     must fix, before any output is written beyond the run directory itself.
     """
     assert config.output_dir is not None
+    started_at = time.perf_counter()
     output = config.output_dir
     context = distributed.init_from_env("cuda" if wants_cuda(config) else "cpu")
     compute = resolve_compute(config, context)
@@ -153,6 +156,7 @@ def prepare(config: TrainConfig) -> RunState:
         schedule=schedule,
         progress=progress,
         log=log,
+        started_at=started_at,
     )
 
 

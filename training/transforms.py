@@ -12,12 +12,13 @@ a run reproducible, and a DataLoader seeds each worker from its own generator.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from PIL import Image
 
 import model  # noqa: F401  (installs the torchvision shim before torchvision is imported)
-from model.preprocessing import INPUT_HEIGHT, INPUT_WIDTH, preprocess, resize, to_normalized_tensor
+from model.preprocessing import InputSize, preprocess, resize, to_normalized_tensor
 
 # isort: split
 from torchvision import transforms
@@ -26,6 +27,7 @@ Transform = Callable[[Image.Image], torch.Tensor]
 
 
 def build_train_transform(
+    size: InputSize,
     *,
     flip_probability: float = 0.5,
     padding: int = 10,
@@ -47,16 +49,16 @@ def build_train_transform(
         raise ValueError(f"padding must be non-negative, got {padding}")
     return transforms.Compose(
         [
-            resize,
+            partial(resize, size=size),
             transforms.RandomHorizontalFlip(flip_probability),
             transforms.Pad(padding, fill=0),
-            transforms.RandomCrop((INPUT_HEIGHT, INPUT_WIDTH)),
+            transforms.RandomCrop((size.height, size.width)),
             to_normalized_tensor,
             transforms.RandomErasing(p=erasing_probability, value=0),
         ]
     )
 
 
-def build_eval_transform() -> Transform:
+def build_eval_transform(size: InputSize) -> Transform:
     """The evaluation transform is the shared preprocessing, unchanged."""
-    return preprocess
+    return partial(preprocess, size=size)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from app.errors import InvalidInput, LimitExceeded
-from model.preprocessing import ImageDecodeError, decode_image, preprocess
+from model.preprocessing import ImageDecodeError, InputSize, decode_image, preprocess
 
 # Magic numbers of the allow-listed formats, used only to name the format of
 # bytes that decode_image has already accepted.
@@ -68,7 +68,7 @@ def _describe(upload: Upload) -> str:
     return f"file #{upload.index + 1} ({upload.filename!r})"
 
 
-def decode_one(upload: Upload, max_pixels: int) -> DecodedImage:
+def decode_one(upload: Upload, max_pixels: int, size: InputSize) -> DecodedImage:
     """Decode, validate and preprocess one upload; errors name the file."""
     try:
         image = decode_image(upload.data, max_pixels=max_pixels)
@@ -87,22 +87,23 @@ def decode_one(upload: Upload, max_pixels: int) -> DecodedImage:
         image_format=image_format_of(upload.data),
         width=image.width,
         height=image.height,
-        tensor=preprocess(image),
+        tensor=preprocess(image, size),
     )
 
 
 class ImageDecoder:
     """A bounded pool of decoding threads shared by all requests."""
 
-    def __init__(self, threads: int, max_pixels: int) -> None:
+    def __init__(self, threads: int, max_pixels: int, size: InputSize) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
         self.max_pixels = max_pixels
+        self.size = size  # the served network's input size (its model card)
 
     async def decode_each(self, uploads: Sequence[Upload]) -> list[DecodedImage | ImageError]:
         """Decode every upload in parallel; a bad file's error takes its place."""
         loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(self._pool, decode_one, upload, self.max_pixels)
+            loop.run_in_executor(self._pool, decode_one, upload, self.max_pixels, self.size)
             for upload in uploads
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)

@@ -69,10 +69,11 @@ class ReIDImageDataset(Dataset[tuple[torch.Tensor, int, int]]):
         usable: list[ImageRecord] = []
         for record in records:
             try:
-                _read_image(record.path)
+                image = _read_image(record.path)
             except ImageDecodeError as error:
                 self.skipped.append(SkippedImage(record.path, str(error)))
             else:
+                self._admit(image)
                 usable.append(record)
         if self.skipped:
             shown = "; ".join(f"{s.path} ({s.reason})" for s in self.skipped[:_LOGGED_PATHS])
@@ -103,6 +104,9 @@ class ReIDImageDataset(Dataset[tuple[torch.Tensor, int, int]]):
         )
         self.labels: list[int] = [self.pid_to_label[record.pid] for record in usable]
         self.camids: list[int] = [record.camid for record in usable]
+
+    def _admit(self, image: Image.Image) -> None:
+        """Called with each readable crop's decoded image, in order; a subclass may keep it."""
 
     @property
     def num_classes(self) -> int:
