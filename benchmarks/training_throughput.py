@@ -32,6 +32,7 @@ from model.compute import SWITCHES, ComputeSettings
 from model.config import ARCHS, ATTENTION_MODES, LAST_STRIDES, ModelConfig
 from model.losses import LossWeights, ReIDCriterion
 from model.network import build_model
+from model.preprocessing import DEFAULT_INPUT_SIZE
 from training.config import from_mapping
 from training.engine import TrainingObjective, train_step
 from training.optim import build_optimizer
@@ -59,13 +60,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         last_stride=args.last_stride,
         attention=args.attention,
         num_classes=num_classes,
+        input_height=args.input_height,
+        input_width=args.input_width,
     )
     network = build_model(model_config)
     criterion = ReIDCriterion(num_classes, model_config.embedding_dim, LossWeights())
     objective = compute.prepare(TrainingObjective(network, criterion))
     config = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], config)
-    images = torch.randn(batch, 3, 256, 128, device=device)
+    images = torch.randn(batch, 3, *model_config.input_size, device=device)
     pids = torch.arange(args.batch_p, device=device).repeat_interleave(args.batch_k)
     objective.train()
 
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     median = statistics.median(times)
     result: dict[str, object] = {
         "arch": args.arch,
+        "input_size": list(model_config.input_size),
         "attention": args.attention,
         "last_stride": args.last_stride,
         "batch": f"{args.batch_p}x{args.batch_k}={batch}",
@@ -117,6 +121,8 @@ def main() -> None:
     parser.add_argument("--arch", choices=ARCHS, default="resnet50")
     parser.add_argument("--attention", choices=ATTENTION_MODES, default="both")
     parser.add_argument("--last-stride", type=int, choices=LAST_STRIDES, default=1)
+    parser.add_argument("--input-height", type=int, default=DEFAULT_INPUT_SIZE.height)
+    parser.add_argument("--input-width", type=int, default=DEFAULT_INPUT_SIZE.width)
     parser.add_argument("--batch-p", type=int, default=16)
     parser.add_argument("--batch-k", type=int, default=4)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -38,6 +38,8 @@ _WIDE_GREY_MAX = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I": 65535}
 # ImageNet normalisation folded into one multiply-add: (x / 255 - mean) / std.
 _SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).astype(np.float32)
 _OFFSET = (-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).astype(np.float32)
+_SCALE_CHW = torch.from_numpy(_SCALE)[:, None, None]
+_OFFSET_CHW = torch.from_numpy(_OFFSET)[:, None, None]
 
 
 class ImageDecodeError(ValueError):
@@ -138,6 +140,15 @@ def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
         np.multiply(array[:, :, channel], _SCALE[channel], out=planes[channel])
         planes[channel] += _OFFSET[channel]
     return torch.from_numpy(planes)
+
+
+def normalize_uint8(crops: torch.Tensor) -> torch.Tensor:
+    """uint8 crops (..., 3, H, W), already resized, to the same floats as `to_normalized_tensor`.
+
+    For crops kept decoded in memory (training's decode-once path): the same constants
+    and the same float32 multiply-add, so both paths give bit-identical inputs.
+    """
+    return crops.to(torch.float32) * _SCALE_CHW + _OFFSET_CHW
 
 
 def preprocess(image: Image.Image, size: InputSize) -> torch.Tensor:

@@ -24,10 +24,11 @@ from torch.utils.data import DataLoader
 from model.evaluation.layouts.catalogue import read_layout
 from model.evaluation.layouts.market import load_market1501
 from model.evaluation.layouts.records import ImageRecord
+from model.preprocessing import normalize_uint8
 from training import distributed
 from training.config import TrainConfig
 from training.data.dataset import ReIDImageDataset
-from training.data.decoded import DecodedCropDataset, TrainAugmentation, normalize_crop
+from training.data.decoded import DecodedCropDataset, TrainAugmentation
 from training.data.joint import JointPart, combine_training_sets
 from training.data.synthetic import MANIFEST_NAME, generate_synthetic_market
 from training.sampler import IdentityBatchSampler
@@ -207,7 +208,7 @@ def make_dataset(
     if config.decode_once:
         augment = TrainAugmentation(erasing_probability=config.random_erasing)
         return DecodedCropDataset(
-            records, size, augment if train else normalize_crop, relabel=train
+            records, size, augment if train else normalize_uint8, relabel=train
         )
     transform = (
         build_train_transform(size, erasing_probability=config.random_erasing)

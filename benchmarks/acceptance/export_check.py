@@ -30,7 +30,9 @@ def onnx_parity(device: torch.device, sizes: Sizes, work: Path) -> dict[str, Any
         raise Skipped(f"exported {path.stat().st_size} bytes; onnxruntime is not installed")
     import onnxruntime
 
-    images = torch.randn(3, 3, 256, 128, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(
+        3, 3, *network.config.input_size, generator=torch.Generator().manual_seed(0)
+    )
     with torch.inference_mode():
         expected = network.cpu().embed(images).numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

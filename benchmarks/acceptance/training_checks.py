@@ -86,7 +86,7 @@ def trainer_run(device: torch.device, sizes: Sizes, work: Path) -> dict[str, Any
     if not min(losses[1:]) < losses[0]:
         raise CheckFailed(f"the loss did not fall: {losses}")
     network, card = load_checkpoint(out / "last")
-    embedding = network.eval().embed(torch.randn(2, 3, 256, 128))
+    embedding = network.eval().embed(torch.randn(2, 3, *card.config.input_size))
     if embedding.shape != (2, card.config.embedding_dim) or not torch.isfinite(embedding).all():
         raise CheckFailed(f"the reloaded checkpoint embeds to {tuple(embedding.shape)}")
     batch = sizes.batch_p * sizes.batch_k
@@ -147,7 +147,7 @@ def step_throughput(device: torch.device, sizes: Sizes, *, compiled: bool) -> di
     settings = from_mapping({"optimizer": "sgd", "lr": 0.01, "warmup_epochs": 0})
     optimizer = build_optimizer([network, criterion], settings)
     batch = sizes.batch_p * sizes.batch_k
-    images = torch.randn(batch, 3, 256, 128, device=device)
+    images = torch.randn(batch, 3, *network.config.input_size, device=device)
     pids = torch.arange(sizes.batch_p, device=device).repeat_interleave(sizes.batch_k)
     started = time.perf_counter()
     train_step(runner, images, pids, optimizer, compute)  # compiles if asked

@@ -172,6 +172,7 @@ def _edit_card(directory: Path, **changes: object) -> None:
         ({"config": {"arch": "resnet18", "num_classes": 7, "depth": 3}}, "depth"),
         ({"embedding_dim": 2048}, "'embedding_dim'"),
         ({"input_size": [256, 128]}, "'input_size'"),
+        ({"input_size": [3, 128, 64]}, r"'input_size' is \[3, 128, 64\] but its config says"),
         ({"trained": "yes"}, "'trained'"),
         ({"metrics": [1, 2]}, "'metrics'"),
     ],
@@ -289,3 +290,28 @@ def test_a_card_for_other_weights_is_not_written(saved: Path) -> None:
     with pytest.raises(CheckpointError, match="0123456789abcdef"):
         write_model_card(saved, card)
     assert (saved / CARD_FILE).read_text() == original
+
+
+def test_the_input_size_travels_with_the_checkpoint(tmp_path: Path) -> None:
+    """A 128x64 network is saved, described and reloaded as 128x64, and runs at that size."""
+    torch.manual_seed(0)
+    config = ModelConfig(arch="resnet18", num_classes=4, input_height=128, input_width=64)
+    network = build_model(config).eval()
+    save_checkpoint(network, tmp_path / "small", training_data={}, metrics={})
+    card_json = json.loads((tmp_path / "small" / CARD_FILE).read_text())
+    assert card_json["input_size"] == [3, 128, 64]
+    assert (card_json["config"]["input_height"], card_json["config"]["input_width"]) == (128, 64)
+    loaded, card = load_checkpoint(tmp_path / "small")
+    assert card.config.input_size == (128, 64)
+    batch = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.embed(batch), network.embed(batch))
+
+
+def test_a_card_from_before_the_size_was_configurable_loads_as_256x128(saved: Path) -> None:
+    card = json.loads((saved / CARD_FILE).read_text())
+    for key in ("input_height", "input_width"):
+        del card["config"][key]
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    _, loaded = load_checkpoint(saved)
+    assert loaded.input_size == (3, 256, 128)

@@ -40,6 +40,12 @@ def test_missing_keys_take_defaults() -> None:
         ({"channel_reduction": 0}, "channel_reduction"),
         ({"arch": "resnet18", "channel_reduction": 512}, "channel_reduction"),
         ({"colour": "red"}, "colour"),
+        ({"input_height": 0}, "input_height"),
+        ({"input_height": 30}, "input_height"),
+        ({"input_width": 100}, "input_width"),
+        ({"input_width": 16}, "input_width"),
+        ({"input_height": True}, "input_height"),
+        ({"input_width": "128"}, "input_width"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, key: str) -> None:

@@ -6,11 +6,11 @@ import torch
 from PIL import Image
 
 from model.preprocessing import (
+    DEFAULT_INPUT_SIZE,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    INPUT_HEIGHT,
-    INPUT_WIDTH,
     ImageDecodeError,
+    InputSize,
     decode_image,
     preprocess,
     to_normalized_tensor,
@@ -31,14 +31,15 @@ def test_allowed_formats_decode_to_rgb(fmt: str) -> None:
     assert image.size == (40, 90)
 
 
-def test_preprocess_shape_and_normalisation() -> None:
-    tensor = preprocess(Image.new("RGB", (64, 200), (124, 116, 104)))
-    assert tensor.shape == (3, INPUT_HEIGHT, INPUT_WIDTH)
+@pytest.mark.parametrize("size", [DEFAULT_INPUT_SIZE, InputSize(128, 64), InputSize(64, 32)])
+def test_preprocess_shape_and_normalisation(size: InputSize) -> None:
+    tensor = preprocess(Image.new("RGB", (64, 200), (124, 116, 104)), size)
+    assert tensor.shape == (3, size.height, size.width)
     assert torch.allclose(tensor, torch.zeros_like(tensor), atol=0.02)
 
 
 def test_normalisation_is_imagenet_per_channel_in_chw_order() -> None:
-    pixels = np.random.default_rng(0).integers(0, 256, (INPUT_HEIGHT, INPUT_WIDTH, 3))
+    pixels = np.random.default_rng(0).integers(0, 256, (*DEFAULT_INPUT_SIZE, 3))
     tensor = to_normalized_tensor(Image.fromarray(pixels.astype(np.uint8)))
     expected = (
         torch.from_numpy(pixels).permute(2, 0, 1).double() / 255.0
@@ -113,7 +114,7 @@ def test_transparent_pixels_show_the_normalisation_zero() -> None:
         Image.new("RGBA", (8, 16), (255, 0, 0, 0)),
         Image.new("LA", (8, 16), (255, 0)),
     ):
-        tensor = preprocess(decode_image(_encode(image)))
+        tensor = preprocess(decode_image(_encode(image)), DEFAULT_INPUT_SIZE)
         assert tensor.abs().max() < 0.03  # the ImageNet mean, not red or white
 
 

@@ -194,7 +194,8 @@ def test_checkpoint_on_market_folder_end_to_end(
 
     # The saved row for the last query is that file's own flip-averaged embedding.
     model, _ = load_checkpoint(checkpoint_dir)
-    crop = preprocess(decode_image(query_files[-1].read_bytes())).unsqueeze(0)
+    crop = preprocess(decode_image(query_files[-1].read_bytes()), model.config.input_size)
+    crop = crop.unsqueeze(0)
     with torch.no_grad():
         own = torch.nn.functional.normalize(model.embed(crop) + model.embed(crop.flip(3)), dim=1)
     np.testing.assert_allclose(arrays["query_features"][-1], own[0].numpy(), atol=1e-5)

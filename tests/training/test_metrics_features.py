@@ -84,7 +84,9 @@ def test_real_network_embeddings_do_not_depend_on_batching() -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="resnet18", num_classes=5))
     rng = np.random.default_rng(0)
-    crops = preprocess_batch([render_person(pid, 1, rng) for pid in (1, 2, 3)])
+    crops = preprocess_batch(
+        [render_person(pid, 1, rng) for pid in (1, 2, 3)], model.config.input_size
+    )
     together = extract_features(model, [crops], compute=FP32, flip=True)
     apart = extract_features(model, [crops[:1], crops[1:]], compute=FP32, flip=True)
     assert together.shape == (3, 512)
@@ -97,7 +99,9 @@ def test_bf16_channels_last_embeddings_match_fp32() -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="resnet18", num_classes=5))
     rng = np.random.default_rng(0)
-    crops = preprocess_batch([render_person(pid, 1, rng) for pid in (1, 2, 3, 4)])
+    crops = preprocess_batch(
+        [render_person(pid, 1, rng) for pid in (1, 2, 3, 4)], model.config.input_size
+    )
     fast = ComputeSettings(torch.device("cpu"), bf16=True, channels_last=True)
     reference = extract_features(model, [crops], compute=FP32)
     features = extract_features(model, [crops], compute=fast)

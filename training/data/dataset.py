@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from model.evaluation.layouts.records import ImageRecord
-from model.preprocessing import ImageDecodeError, decode_image, preprocess
+from model.preprocessing import ImageDecodeError, decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ class ReIDImageDataset(Dataset[tuple[torch.Tensor, int, int]]):
     def __init__(
         self,
         records: Sequence[ImageRecord],
-        transform: Transform | None = None,
+        transform: Transform,
         *,
         relabel: bool = True,
     ) -> None:
-        self.transform: Transform = transform if transform is not None else preprocess
+        self.transform = transform
         self.skipped: list[SkippedImage] = []
         usable: list[ImageRecord] = []
         for record in records:

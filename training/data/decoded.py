@@ -17,6 +17,7 @@ All randomness comes from torch's global generator, as in `training.transforms`.
 from __future__ import annotations
 
 import math
+from functools import partial
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,24 +25,15 @@ import torch
 from PIL import Image
 
 from model.evaluation.layouts.records import ImageRecord
-from model.preprocessing import IMAGENET_MEAN, IMAGENET_STD, resize
+from model.preprocessing import InputSize, normalize_uint8, preprocess, resize
 from training.data.dataset import ReIDImageDataset
 
 CropTransform = Callable[[torch.Tensor], torch.Tensor]
 
-_SCALE = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], dtype=torch.float32)[:, None, None]
-_OFFSET = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)])[
-    :, None, None
-].float()
 # Where torchvision's RandomErasing draws its rectangle from (area share, aspect ratio).
 _ERASE_AREA = (0.02, 0.33)
 _ERASE_LOG_RATIO = (math.log(0.3), math.log(1 / 0.3))
 _ERASE_TRIES = 10
-
-
-def normalize_crop(crop: torch.Tensor) -> torch.Tensor:
-    """uint8 (3, H, W) to the network's normalised float input, as the shared preprocessing."""
-    return crop.to(torch.float32) * _SCALE + _OFFSET
 
 
 class TrainAugmentation:
@@ -70,7 +62,7 @@ class TrainAugmentation:
         if float(torch.rand(())) < self.flip_probability:
             crop = crop.flip(-1)
         crop = self._shift(crop)
-        image = normalize_crop(crop)
+        image = normalize_uint8(crop)
         if float(torch.rand(())) < self.erasing_probability:
             self._erase(image)
         return image
@@ -111,14 +103,14 @@ class DecodedCropDataset(ReIDImageDataset):
     def __init__(
         self,
         records: Sequence[ImageRecord],
-        size: tuple[int, int],
-        crop_transform: CropTransform = normalize_crop,
+        size: InputSize,
+        crop_transform: CropTransform = normalize_uint8,
         *,
         relabel: bool = True,
     ) -> None:
         self.size = size
         self._crops: list[np.ndarray] = []
-        super().__init__(records, transform=None, relabel=relabel)
+        super().__init__(records, partial(preprocess, size=size), relabel=relabel)
         self.crops = torch.from_numpy(np.stack(self._crops)).permute(0, 3, 1, 2).contiguous()
         del self._crops
         self.crop_transform = crop_transform
