@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/model_forward.py --arch resnet18 --batch-size 32
     .venv/bin/python benchmarks/model_forward.py --device cuda --batch-size 128
 
-Input is a preprocessed random batch (N, 3, H, W) at the network's input size, so decoding and resizing
-are excluded: the service's HTTP enrollment rate divided by this number is the
+Input is a preprocessed random batch (N, 3, H, W) at the network's input size, so
+decoding and resizing are excluded: the service's HTTP enrollment rate divided by this number is the
 share of time it spends outside the network. ``--amp auto`` (the default) runs
 channels_last with bf16 autocast where bf16 is native (CUDA, AVX512-BF16/AMX CPUs),
 as the service does (`model.compute`). Weights are an untrained deterministic init;

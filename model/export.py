@@ -1,7 +1,7 @@
 """ONNX and TorchScript exports of the retrieval embedding.
 
-Both take a preprocessed batch (N, 3, H, W) at the network's input size, with any N, and return the
-L2-normalised embedding (N, D): the same contract as ``ReIDNet.embed``, so a
+Both take a preprocessed batch (N, 3, H, W) at the network's input size, with any N,
+and return the L2-normalised embedding (N, D): the same contract as ``ReIDNet.embed``, so a
 deployment can swap PyTorch for onnxruntime or libtorch without touching the
 gallery.
 """

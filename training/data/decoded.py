@@ -17,8 +17,8 @@ All randomness comes from torch's global generator, as in `training.transforms`.
 from __future__ import annotations
 
 import math
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
