@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from model.attention import SpatialAttention
 from model.config import ModelConfig
 from model.network import ReIDNet, build_model
 
@@ -74,7 +75,7 @@ def test_attention_maps_lie_in_unit_interval_and_start_unsaturated(images: torch
 def test_odd_layer3_map_comes_back_at_its_own_size() -> None:
     model = _build(attention="spatial")
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 224, 112))  # layer3 map 14x7: 7 -> 4 -> 2 -> 1 -> 7
+        out = model(torch.randn(1, 3, 224, 112))  # layer3 map 14x7
     assert out.spatial_attention is not None
     assert out.spatial_attention.shape == (1, 1, 14, 7)
 
@@ -109,3 +110,26 @@ def test_training_step_reaches_attention_and_head(combination: str) -> None:
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
         assert any(float(g.abs().sum()) > 0 for g in grads if g is not None)
+
+
+def test_the_spatial_mask_follows_the_content_not_the_position() -> None:
+    """Moving a pattern on layer3's map moves its mask with it, unchanged.
+
+    A mask that can encode position (a strided bottleneck, zero padding) can learn one
+    fixed map for every crop; this one is computed from each place's neighbourhood.
+    """
+    torch.manual_seed(0)
+    attention = SpatialAttention(64)
+    torch.nn.init.normal_(attention.score.weight, std=1.0)  # a trained-like, visible mask
+    pattern = torch.rand(64, 3, 3) * 4
+
+    def mask_with_pattern_at(row: int, column: int) -> torch.Tensor:
+        features = torch.zeros(1, 64, 24, 16)
+        features[0, :, row : row + 3, column : column + 3] = pattern
+        with torch.no_grad():
+            return attention(features)[0, 0]
+
+    here, there = mask_with_pattern_at(4, 4), mask_with_pattern_at(15, 8)
+    # The pattern and the 3 cells around it that the mask can see, at both places.
+    torch.testing.assert_close(here[1:10, 1:10], there[12:21, 5:14])
+    assert float(here.max() - here.min()) > 0.05  # the pattern really shows in the mask

@@ -63,6 +63,10 @@ def test_run_writes_loadable_best_and_last_checkpoints(tiny_run: Path):
         assert embedding.shape == (1, 512)
     last = json.loads((tiny_run / "last" / "model_card.json").read_text())
     assert last["training_data"]["epochs_trained"] == 2
+    # The trained masks differ from crop to crop: spread across crops, no flat mask.
+    masks = last["metrics"]["spatial_attention"]
+    assert masks["crops"] > 0 and masks["flat_masks"] == 0
+    assert masks["spread_across_crops"] > 1e-3 and masks["correlation_with_mean"] < 0.999
 
 
 def test_run_logs_every_epoch(tiny_run: Path):
@@ -72,6 +76,7 @@ def test_run_logs_every_epoch(tiny_run: Path):
         for key in ("loss", "loss_identity", "loss_triplet", "lr", "lr_end", "images_per_s", "mAP"):
             assert isinstance(row[key], float), key
         assert row["images"] > 0
+        assert row["wall_seconds"] > 0 and -1 <= row["attention_correlation"] <= 1
     csv_lines = (tiny_run / "metrics.csv").read_text().splitlines()
     assert csv_lines[0].startswith("epoch,lr,lr_end,loss")
     assert len(csv_lines) == 3
