@@ -79,6 +79,8 @@ class TrainConfig:
     optimizer: str = field(default="sgd", metadata=LOCKED_ON_RESUME)
     lr: float = 0.04
     momentum: float = 0.9
+    # lr multiplier for all but the classifiers (the seed paper's code: 0.1; see optim.py)
+    backbone_lr_factor: float = field(default=1.0, metadata=LOCKED_ON_RESUME)
     weight_decay: float = 5e-4
     warmup_epochs: int = 10
     warmup_start_factor: float = 0.01
@@ -145,6 +147,10 @@ class TrainConfig:
             _check_at_least(name, getattr(self, name), 0)
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 < self.backbone_lr_factor <= 1.0:
+            raise ConfigError(
+                f"backbone_lr_factor must be in (0, 1], got {self.backbone_lr_factor}"
+            )
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0.0 <= self.weight_decay < 1.0:

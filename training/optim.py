@@ -10,6 +10,7 @@ epoch has only a handful of batches.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,23 +34,41 @@ def lr_factor(
     return warm * gamma**decays
 
 
-def build_optimizer(modules: Iterable[nn.Module], config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    modules: Iterable[nn.Module], config: TrainConfig, *, heads: Iterable[nn.Module] = ()
+) -> torch.optim.Optimizer:
     """SGD with momentum or Adam over every trainable parameter of ``modules``.
 
     The criterion is passed alongside the network: its pair-verification head
     has weights of its own, and leaving them out would freeze it at its random
     initialisation without any error.
+
+    With ``backbone_lr_factor`` below 1, every parameter outside ``heads`` (the
+    classifiers) learns at that fraction of the lr, as in the seed paper's code, where
+    everything but the freshly initialised classifiers gets 0.1x. Each group carries
+    its ``lr_scale`` for `EpochSchedule`.
     """
     params = [p for module in modules for p in module.parameters() if p.requires_grad]
+    head_ids = {id(p) for module in heads for p in module.parameters()}
+    groups: list[dict[str, Any]] = [{"params": params, "lr_scale": 1.0}]
+    if config.backbone_lr_factor != 1.0:
+        groups = [
+            {
+                "params": [p for p in params if id(p) not in head_ids],
+                "lr_scale": config.backbone_lr_factor,
+            },
+            {"params": [p for p in params if id(p) in head_ids], "lr_scale": 1.0},
+        ]
+        groups = [group for group in groups if group["params"]]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params,
+            groups,
             lr=config.lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
             nesterov=config.momentum > 0,
         )
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class EpochSchedule:
@@ -79,8 +98,9 @@ class EpochSchedule:
         )
 
     def apply(self, epoch: int, batch: int, batches: int) -> float:
-        """Set every parameter group's lr for this batch; returns the lr set."""
+        """Set every parameter group's lr for this batch (times the group's ``lr_scale``);
+        returns the unscaled lr, the heads' lr."""
         lr = self.config.lr * self.factor(epoch, batch, batches)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--optimizer", choices=OPTIMIZERS, default=suppress)
     recipe.add_argument("--lr", type=float, default=suppress)
     recipe.add_argument("--weight-decay", type=float, default=suppress)
+    recipe.add_argument(
+        "--backbone-lr-factor",
+        type=float,
+        default=suppress,
+        help="lr multiplier for all but the classifiers (the authors' recipe: 0.1)",
+    )
     recipe.add_argument("--warmup-epochs", type=int, default=suppress)
     recipe.add_argument(
         "--uniformity-form",

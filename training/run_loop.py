@@ -40,6 +40,7 @@ def training_data_record(state: RunState, epochs_trained: int) -> dict[str, Any]
                 "batch_k",
                 "optimizer",
                 "lr",
+                "backbone_lr_factor",
                 "weight_decay",
                 "warmup_epochs",
                 "lr_milestones",

@@ -117,7 +117,7 @@ def prepare(config: TrainConfig) -> RunState:
     )
     compute.prepare(network)
     criterion.to(compute.device)
-    optimizer = build_optimizer([network, criterion], config)
+    optimizer = build_optimizer([network, criterion], config, heads=[network.classifier, criterion])
     schedule = EpochSchedule(optimizer, config)
     progress = Progress(epoch=0, global_step=0, best_map=-1.0, best_epoch=0)
     if config.resume:

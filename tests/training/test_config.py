@@ -19,7 +19,14 @@ from training.config import (
     preset_names,
 )
 
-REQUIRED_PRESETS = {"market1501-resnet50", "bot-adam", "cpu-synthetic", "test-tiny"}
+REQUIRED_PRESETS = {
+    "market1501-resnet50",
+    "bot-adam",
+    "cpu-synthetic",
+    "test-tiny",
+    "market1501-cpu",
+    "uanet-authors",
+}
 
 
 def test_required_presets_ship():
@@ -165,3 +172,21 @@ def test_model_config_is_derived_from_the_run_fields():
 def test_model_fields_are_validated_by_model_config(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
         from_mapping(values)
+
+
+def test_the_authors_recipe_preset():
+    """DasolJeong/UANet train.py: SGD 0.04, 0.1x on all but the classifiers, 40/60/80 of 100."""
+    config = build_config(preset="uanet-authors", config_file=None, overrides={})
+    assert (config.arch, config.last_stride, config.head) == ("resnet50", 2, "two_fc")
+    assert (config.optimizer, config.lr, config.backbone_lr_factor) == ("sgd", 0.04, 0.1)
+    assert (config.momentum, config.weight_decay, config.warmup_epochs) == (0.9, 5e-4, 0)
+    assert (config.lr_milestones, config.lr_gamma, config.epochs) == ((40, 60, 80), 0.1, 100)
+    assert (config.random_erasing, config.label_smoothing) == (0.5, 0.0)
+    assert config.loss_weights["triplet"] == config.loss_weights["uniformity"] == 0.0
+
+
+def test_the_cpu_market_preset_trains_at_the_native_size_from_memory():
+    config = build_config(preset="market1501-cpu", config_file=None, overrides={})
+    assert (config.input_height, config.input_width) == (128, 64)
+    assert config.decode_once and config.workers == 0
+    assert config.pretrained is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.config import from_mapping
+from training.config import ConfigError, from_mapping
 from training.optim import EpochSchedule, build_optimizer, lr_factor
 
 
@@ -80,3 +80,27 @@ def test_optimizer_covers_network_and_criterion_parameters():
     assert isinstance(
         build_optimizer([network], from_mapping({"optimizer": "adam"})), torch.optim.Adam
     )
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_the_backbone_learns_at_its_factor_and_the_heads_at_the_full_rate(name):
+    body, classifier, verification = nn.Linear(4, 3), nn.Linear(3, 2), nn.Linear(3, 1)
+    config = from_mapping(
+        {"optimizer": name, "lr": 0.04, "backbone_lr_factor": 0.1, "warmup_epochs": 0}
+    )
+    optimizer = build_optimizer(
+        [nn.Sequential(body, classifier), verification],
+        config,
+        heads=[classifier, verification],
+    )
+    assert EpochSchedule(optimizer, config).apply(1, 0, 5) == pytest.approx(0.04)
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert [rates[id(p)] for p in body.parameters()] == pytest.approx([0.004] * 2)
+    heads = [*classifier.parameters(), *verification.parameters()]
+    assert [rates[id(p)] for p in heads] == pytest.approx([0.04] * 4)
+
+
+@pytest.mark.parametrize("factor", [0, -0.1, 1.5])
+def test_a_backbone_factor_outside_zero_to_one_is_refused(factor):
+    with pytest.raises(ConfigError, match="backbone_lr_factor"):
+        from_mapping({"backbone_lr_factor": factor})
