@@ -118,3 +118,20 @@ def test_gpu_acceptance_runs_every_check_at_toy_size_on_the_cpu(tmp_path: Path) 
     assert service["jpeg_decode"].get("images") == 4 or "skipped" in service["jpeg_decode"]
     assert checks["onnx"]["max_abs_difference"] <= 1e-4
     assert summary["commit"] and summary["machine"]["device"] == "cpu"
+
+
+def test_attention_silhouette_scores_masks_against_the_drawn_people(tmp_path: Path) -> None:
+    from model.checkpoint import save_checkpoint, untrained_model
+    from model.config import ModelConfig
+
+    config = ModelConfig(arch="resnet18", num_classes=3, input_height=128, input_width=64)
+    network, _ = untrained_model(config)
+    save_checkpoint(network, tmp_path / "net", training_data={}, metrics={})
+    result = run_benchmark(
+        "attention_silhouette.py", "--checkpoint", str(tmp_path / "net"), "--identities", "3"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["crops"] == 12 and report["mask_grid"] == [8, 4]
+    assert 0.0 <= report["iou"] <= 1.0 and 0.0 <= report["iou_fixed_mean_mask"] <= 1.0
+    assert report["mask_statistics"]["crops"] == 12

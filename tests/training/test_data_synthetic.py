@@ -11,7 +11,13 @@ from PIL import Image
 from model.evaluation.layouts.market import load_market1501, read_market_split
 from training.data.preview import main as preview_main
 from training.data.preview import render_preview_grid
-from training.data.synthetic import generate_synthetic_market, main, render_person
+from training.data.synthetic import (
+    crop_rng,
+    generate_synthetic_market,
+    main,
+    render_person,
+    render_person_with_silhouette,
+)
 
 RunModule = Callable[..., subprocess.CompletedProcess[str]]  # the run_module fixture
 SMALL = {"num_train_ids": 4, "num_test_ids": 4, "num_cameras": 3, "images_per_id_per_camera": 2}
@@ -172,3 +178,15 @@ def test_preview_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         preview_main([str(out), "--ids", "0"])
     assert "num_ids >= 1" in capsys.readouterr().err
+
+
+def test_the_silhouette_comes_with_the_very_same_crop() -> None:
+    """Asking for the silhouette changes no pixel of the crop, and it covers the person."""
+    for pid, camid, index in ((1, 1, 0), (7, 2, 3), (33, 4, 1), (58, 3, 5)):
+        plain = render_person(pid, camid, crop_rng(0, pid, camid, index))
+        crop, silhouette = render_person_with_silhouette(pid, camid, crop_rng(0, pid, camid, index))
+        assert np.array_equal(np.asarray(crop), np.asarray(plain))
+        assert silhouette.shape == (crop.height, crop.width) and silhouette.dtype == bool
+        assert 0.05 < silhouette.mean() < 0.6  # a standing person, not the frame
+        rows = np.flatnonzero(silhouette.any(axis=1))
+        assert rows[-1] - rows[0] > crop.height / 2  # head to feet spans most of the height

@@ -54,24 +54,59 @@ def _background(
     return canvas
 
 
-def _occlude(image: Image.Image, rng: np.random.Generator) -> None:
-    """Hide part of the person behind a pole or a box, as street furniture does."""
+def _occlude(image: Image.Image, rng: np.random.Generator) -> list[int]:
+    """Hide part of the person behind a pole or a box, as street furniture does.
+
+    Returns the occluder's rectangle ``[x0, y0, x1, y1]`` (inclusive, as PIL draws it).
+    """
     width, height = image.size
     draw = ImageDraw.Draw(image)
     color = random_color(rng, 20, 200)
     if rng.random() < 0.5:
         pole = int(width * rng.uniform(0.07, 0.16))
         x = int(rng.integers(0, max(1, width - pole)))
-        draw.rectangle([x, 0, x + pole, height], fill=color)
+        box = [x, 0, x + pole, height]
     else:
         box_h = int(height * rng.uniform(0.18, 0.4))
         box_w = int(width * rng.uniform(0.5, 1.0))
         x = int(rng.integers(-box_w // 3, width - box_w // 2))
-        draw.rectangle([x, height - box_h, x + box_w, height], fill=color)
+        box = [x, height - box_h, x + box_w, height]
+    draw.rectangle(box, fill=color)
+    return box
+
+
+def _silhouette(figure: Figure, look: Appearance, size: tuple[int, int]) -> Image.Image:
+    """Where the person is drawn, as a mode "1" image: painted onto black and onto white,
+    a pixel the person covers is the same on both, whatever its colour."""
+    black, white = Image.new("RGB", size, (0, 0, 0)), Image.new("RGB", size, (255, 255, 255))
+    for canvas in (black, white):
+        draw_person(canvas, figure, look, (0, 0, 0))
+    same = (np.asarray(black) == np.asarray(white)).all(axis=2)
+    return Image.fromarray(same)
 
 
 def render_crop(look: Appearance, camera: CameraStyle, rng: np.random.Generator) -> Image.Image:
     """Render ``look`` as seen by ``camera``; ``rng`` supplies the per-image variation."""
+    return _render(look, camera, rng, silhouette=False)[0]
+
+
+def render_crop_with_silhouette(
+    look: Appearance, camera: CameraStyle, rng: np.random.Generator
+) -> tuple[Image.Image, np.ndarray]:
+    """The same crop as `render_crop` with the same ``rng``, and where the person shows in it.
+
+    The silhouette is a boolean (height, width) array: the drawn person minus whatever
+    occluder hides part of them. It is the ground truth a spatial attention mask is
+    measured against (``benchmarks/attention_silhouette.py``).
+    """
+    image, silhouette = _render(look, camera, rng, silhouette=True)
+    assert silhouette is not None
+    return image, silhouette
+
+
+def _render(
+    look: Appearance, camera: CameraStyle, rng: np.random.Generator, *, silhouette: bool
+) -> tuple[Image.Image, np.ndarray | None]:
     width = round(BASE_WIDTH * rng.uniform(0.88, 1.12))
     height = round(BASE_HEIGHT * rng.uniform(0.9, 1.1))
     resolution = float(np.clip(camera.resolution + rng.uniform(-0.05, 0.05), 0.4, 1.0))
@@ -81,10 +116,14 @@ def render_crop(look: Appearance, camera: CameraStyle, rng: np.random.Generator)
     figure = Figure(rng, look, canvas_w, canvas_h, camera.scale)
     tint = jitter_color(rng, (0, 0, 0), 6)
     draw_person(image, figure, look, tint)
+    person = _silhouette(figure, look, image.size) if silhouette else None
     if rng.random() < camera.occlusion:
-        _occlude(image, rng)
+        box = _occlude(image, rng)
+        if person is not None:
+            ImageDraw.Draw(person).rectangle(box, fill=0)
     if camera.mirror:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        person = person.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if person is not None else None
 
     pixels = np.asarray(image, dtype=np.float32)
     gain = camera.gain * float(rng.uniform(0.9, 1.1))
@@ -96,7 +135,10 @@ def render_crop(look: Appearance, camera: CameraStyle, rng: np.random.Generator)
         image = image.filter(ImageFilter.GaussianBlur(blur * resolution))
     if (canvas_w, canvas_h) != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return image
+        person = (
+            person.resize((width, height), Image.Resampling.NEAREST) if person is not None else None
+        )
+    return image, None if person is None else np.asarray(person, dtype=bool)
 
 
 def render_fragment(image: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -39,7 +39,7 @@ from training.data.appearance import (
     appearance_from_rng,
     camera_from_rng,
 )
-from training.data.rendering import render_crop, render_fragment
+from training.data.rendering import render_crop, render_crop_with_silhouette, render_fragment
 
 MANIFEST_NAME = "synthetic_market.json"
 MAX_CAMERAS = 9  # Market-1501 tools commonly read the camera as one digit.
@@ -74,6 +74,15 @@ def render_person(pid: int, camid: int, rng: np.random.Generator, *, seed: int =
     supplies what changes from crop to crop (pose, framing, light flicker, noise).
     """
     return render_crop(identity_appearance(pid, seed), camera_style(camid, seed), rng)
+
+
+def render_person_with_silhouette(
+    pid: int, camid: int, rng: np.random.Generator, *, seed: int = 0
+) -> tuple[Image.Image, np.ndarray]:
+    """`render_person`'s crop (the same one, for the same ``rng``) and the person's pixels."""
+    return render_crop_with_silhouette(
+        identity_appearance(pid, seed), camera_style(camid, seed), rng
+    )
 
 
 def crop_rng(seed: int, pid: int, camid: int, index: int) -> np.random.Generator:
