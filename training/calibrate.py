@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the calibration; returns the exit status (2 for usage errors) instead of exiting."""
-    status, _, report = run_command(build_parser(), argv, _calibrate)
-    if status == 0:
+    status, args, report = run_command(build_parser(), argv, _calibrate)
+    if args is not None:
         print(json.dumps(report, indent=2))
     return status
 

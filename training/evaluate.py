@@ -136,9 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; returns the exit status (2 for usage errors) instead of exiting."""
     status, args, report = run_command(build_parser(), argv, _evaluate)
-    if status != 0:
+    if args is None:
         return status
-    assert args is not None
     text = json.dumps(report, indent=2)
     print(text)
     if args.output is not None:

@@ -34,7 +34,8 @@ def run_command(
     """Parse ``argv`` and run ``command``; a UsageError becomes argparse's exit status 2.
 
     Returns (status, arguments, result) instead of exiting, so ``main`` functions stay
-    callable from tests and from other programs.
+    callable from tests and from other programs. ``arguments`` is None when the command
+    did not run: a usage error, or ``--help`` (status 0, with nothing to report).
     """
     try:
         args = parser.parse_args(argv)
