@@ -60,6 +60,11 @@ def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["--loss-weights", "id=x"], "identity"),
         (["--lr-milestones", "30,x"], "--lr-milestones"),
         (["--config", "/nonexistent/run.toml"], "cannot read"),
+        (["--input-height", "100"], "input_height must be a multiple of 16"),
+        (["--input-width", "16"], "input_width must be a multiple of 16 and at least 32"),
+        (["--input-width", "wide"], "--input-width"),
+        (["--backbone-lr-factor", "0"], "backbone_lr_factor must be in (0, 1]"),
+        (["--backbone-lr-factor", "nan"], "backbone_lr_factor"),
     ],
 )
 def test_bad_flag_values(flags, fragment, tmp_path, capsys):
