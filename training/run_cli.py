@@ -23,6 +23,8 @@ from training.config import (
     OPTIMIZERS,
     ConfigError,
     TrainConfig,
+)
+from training.config_sources import (
     build_config,
     parse_loss_weights,
     preset_names,

@@ -12,8 +12,10 @@ from training.config import (
     MODEL_FIELDS,
     ConfigError,
     TrainConfig,
-    build_config,
     from_mapping,
+)
+from training.config_sources import (
+    build_config,
     load_preset,
     parse_loss_weights,
     preset_names,
