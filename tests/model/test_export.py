@@ -74,3 +74,17 @@ def test_torchscript_matches_pytorch(exported: Exported, batch: int) -> None:
 def test_export_leaves_the_callers_model_in_training_mode(exported: Exported) -> None:
     # Read before the fixture switched it to eval: exporting works on a copy.
     assert exported.still_training_after_export
+
+
+def test_export_takes_the_networks_own_input_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(arch="resnet18", num_classes=7, input_height=128, input_width=64)
+    model = build_model(config).eval()
+    graph = onnx.load(str(export_onnx(model, tmp_path / "small.onnx")))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [dim.dim_value for dim in dims[1:]] == [3, 128, 64]
+    images = torch.randn(2, 3, 128, 64)
+    session = ort.InferenceSession(str(tmp_path / "small.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    with torch.no_grad():
+        assert _min_cosine(torch.from_numpy(got), model.embed(images)) > 0.9999

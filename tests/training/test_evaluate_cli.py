@@ -17,7 +17,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.evaluation.layouts.market import parse_market_filename
 from model.network import build_model
-from model.preprocessing import decode_image, preprocess
+from model.preprocessing import InputSize, decode_image, preprocess
 from training.data.synthetic import generate_synthetic_market
 from training.evaluate import FEATURE_KEYS, main
 
@@ -162,6 +162,24 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("ckpt") / "best"
     save_checkpoint(model, directory, training_data={"dataset": "none"}, metrics={})
     return directory
+
+
+def test_a_checkpoint_is_evaluated_at_its_own_input_size(
+    tmp_path: Path, market_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(arch="resnet18", num_classes=3, input_height=128, input_width=64)
+    save_checkpoint(build_model(config), tmp_path / "native", training_data={}, metrics={})
+    saved = tmp_path / "features.npz"
+    argv = ["--checkpoint", str(tmp_path / "native"), "--data-dir", str(market_root)]
+    assert main([*argv, "--device", "cpu", "--amp", "off", "--save-features", str(saved)]) == 0
+    capsys.readouterr()
+    model, _ = load_checkpoint(tmp_path / "native")
+    image = decode_image(sorted((market_root / "query").iterdir())[0].read_bytes())
+    with torch.no_grad():
+        own = model.embed(preprocess(image, InputSize(128, 64)).unsqueeze(0))[0]
+    with np.load(saved) as archive:
+        np.testing.assert_allclose(archive["query_features"][0], own.numpy(), atol=1e-5)
 
 
 def test_checkpoint_on_market_folder_end_to_end(

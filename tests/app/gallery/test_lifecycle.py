@@ -182,8 +182,10 @@ def test_model_change_is_refused_until_reembedded(
         enroll(client, "fred", pid=4, shots=3)
         old_version = client.get("/model").json()["version"]
 
+    # The new model also takes another crop size: re-embedding resizes to the new model's.
     other = tmp_path / "other-model"
-    network, _ = untrained_model(ModelConfig(arch="resnet18", num_classes=16), seed=1)
+    config = ModelConfig(arch="resnet18", num_classes=16, input_height=128, input_width=64)
+    network, _ = untrained_model(config, seed=1)
     save_checkpoint(network, other, training_data={}, metrics={})
     switched = service.with_settings(model_path=other)
     with switched.client() as client:
@@ -218,7 +220,9 @@ def test_model_change_is_refused_until_reembedded(
 
     with switched.client() as client:
         assert client.get("/ready").status_code == 200
-        new_version = client.get("/model").json()["version"]
+        new_model = client.get("/model").json()
+        new_version = new_model["version"]
+        assert new_model["input_size"] == [3, 128, 64]
         entries = client.get("/gallery").json()["items"]
         assert {entry["model_version"] for entry in entries} == {new_version}
         assert top_identities(client, 4) == ["fred"]
