@@ -28,7 +28,8 @@ from PIL import Image
 import model  # noqa: F401  (makes torchvision importable on CPU-only torch)
 from model.checkpoint import load_checkpoint
 from model.compute import ComputeSettings
-from model.evaluation.attention_maps import mask_statistics, spatial_masks
+from model.evaluation.attention_maps import mask_statistics
+from model.evaluation.features import extract_features
 from model.preprocessing import InputSize, preprocess
 from training.data.synthetic import crop_rng, render_person_with_silhouette
 
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit(f"{args.checkpoint}: the network has no spatial attention")
     size = network.config.input_size
     compute = ComputeSettings.resolve(torch.device("cpu"), args.amp, args.amp)
-    compute.prepare(network)
     crops, silhouettes = [], []
     for pid in range(args.first_pid, args.first_pid + args.identities):
         for camid in range(1, args.cameras + 1):
@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     batches = (
         torch.stack(crops[start : start + BATCH_SIZE]) for start in range(0, len(crops), BATCH_SIZE)
     )
-    masks = spatial_masks(network, batches, compute)[:, 0].numpy()
+    collected: list[torch.Tensor] = []
+    extract_features(network, batches, compute=compute, spatial_masks=collected)
+    masks = torch.cat(collected)[:, 0].numpy()
     grid = (masks.shape[1], masks.shape[2])
     truth = [silhouette_grid(s, size, grid) for s in silhouettes]
     per_crop = [iou(mask > mask.mean(), person) for mask, person in zip(masks, truth, strict=True)]

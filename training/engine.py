@@ -145,6 +145,7 @@ class SplitFeatures:
     features: torch.Tensor
     pids: torch.Tensor
     camids: torch.Tensor
+    spatial_masks: torch.Tensor | None = None  # (N, 1, h, w) when asked for
 
 
 def extract_split(
@@ -153,8 +154,13 @@ def extract_split(
     compute: ComputeSettings,
     *,
     flip: bool = False,
+    with_masks: bool = False,
 ) -> SplitFeatures:
-    """Embed a query or gallery split; pids and camids are gathered as the batches stream by."""
+    """Embed a query or gallery split; pids and camids are gathered as the batches stream by.
+
+    ``with_masks`` also keeps each crop's spatial attention mask, from the same forward.
+    """
+    masks: list[torch.Tensor] | None = [] if with_masks else None
     pids: list[torch.Tensor] = []
     camids: list[torch.Tensor] = []
 
@@ -164,8 +170,13 @@ def extract_split(
             camids.append(torch.as_tensor(batch_camids))
             yield batch
 
-    features = extract_features(network, images(), compute=compute, flip=flip)
-    return SplitFeatures(features=features, pids=torch.cat(pids), camids=torch.cat(camids))
+    features = extract_features(network, images(), compute=compute, flip=flip, spatial_masks=masks)
+    return SplitFeatures(
+        features=features,
+        pids=torch.cat(pids),
+        camids=torch.cat(camids),
+        spatial_masks=None if masks is None else torch.cat(masks),
+    )
 
 
 @dataclass
@@ -183,8 +194,13 @@ def evaluate(
     *,
     flip: bool = False,
 ) -> EvaluationResult:
-    """Market-1501 protocol metrics of ``network`` on a query/gallery split."""
-    query = extract_split(network, query_loader, compute, flip=flip)
+    """Market-1501 protocol metrics of ``network`` on a query/gallery split.
+
+    With spatial attention, the query crops' masks are kept (``query.spatial_masks``) so
+    the run can report whether they follow each crop.
+    """
+    with_masks = network.config.uses_spatial_attention
+    query = extract_split(network, query_loader, compute, flip=flip, with_masks=with_masks)
     gallery = extract_split(network, gallery_loader, compute, flip=flip)
     metrics = compute_reid_metrics(
         query.features,

@@ -19,11 +19,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from model.preprocessing import resize, to_normalized_tensor
+from model.preprocessing import resize
 
 if TYPE_CHECKING:
     from model.evaluation.layouts.records import ImageRecord
@@ -161,12 +160,11 @@ def write_run_plots(
     *,
     num_queries: int = 6,
     top_k: int = 10,
-    mean_mask: np.ndarray | None = None,
 ) -> list[Path]:
     """Write cmc.png, ranked_lists.png and (with spatial attention) attention.png.
 
-    ``mean_mask`` is the mean spatial mask over the query set, drawn as the attention
-    figure's last panel.
+    The attention figure shows the chosen queries' masks as the evaluation computed
+    them (``result.query.spatial_masks``), and the mean mask over every query crop.
 
     Queries are spread evenly over the query set so the figure is the same for
     every evaluation of one run and comparable across runs.
@@ -204,30 +202,13 @@ def write_run_plots(
             )
         )
     written.append(plot_ranked_lists(rows, output / "ranked_lists.png"))
-    if network.config.uses_spatial_attention:
-        paths = [query_records[q].path for q in chosen]
-        crops, masks = spatial_masks(network, paths)
+    if query.spatial_masks is not None:
+        size = network.config.input_size
+        crops = [resize(Image.open(query_records[q].path), size) for q in chosen]
+        masks = [query.spatial_masks[q, 0].numpy() for q in chosen]
+        mean_mask = query.spatial_masks.mean(dim=0)[0].numpy()
         written.append(plot_attention(crops, masks, output / "attention.png", mean_mask=mean_mask))
     return written
-
-
-def spatial_masks(
-    network: ReIDNet, paths: Sequence[Path]
-) -> tuple[list[Image.Image], list[np.ndarray]]:
-    """The network-input-sized crops and their spatial attention masks."""
-    crops = [resize(Image.open(path), network.config.input_size) for path in paths]
-    device = next(network.parameters()).device
-    was_training = network.training
-    network.eval()
-    try:
-        with torch.no_grad():
-            batch = torch.stack([to_normalized_tensor(crop) for crop in crops]).to(device)
-            attention = network(batch).spatial_attention
-    finally:
-        network.train(was_training)
-    if attention is None:
-        raise ValueError("the network has no spatial attention")
-    return crops, [mask[0].float().cpu().numpy() for mask in attention]
 
 
 def _thumbnail(path: Path) -> Image.Image:

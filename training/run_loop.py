@@ -12,10 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
-
 from model.checkpoint import save_checkpoint
-from model.evaluation.attention_maps import mask_statistics, spatial_masks
+from model.evaluation.attention_maps import mask_statistics
 from model.evaluation.calibration import CalibrationError
 from training import distributed
 from training.calibration_step import calibrate_checkpoint
@@ -107,7 +105,7 @@ def fit(state: RunState) -> Progress:
         }
         due = state.data.can_evaluate and (epoch % config.eval_every == 0 or epoch == config.epochs)
         result = _evaluate(state) if due and main_rank else None
-        masks = _query_masks(state) if result is not None else None
+        masks = result.query.spatial_masks if result is not None else None
         attention = mask_statistics(masks) if masks is not None else None
         if main_rank:
             if result is not None:
@@ -118,7 +116,7 @@ def fit(state: RunState) -> Progress:
                 last_metrics["spatial_attention"] = attention.to_dict()
             row["wall_seconds"] = time.perf_counter() - state.started_at
             _announce(epoch, row, result)
-            _save(state, result, last_metrics, masks)
+            _save(state, result, last_metrics)
             assert state.log is not None
             state.log.append(row)
         distributed.barrier(state.context)
@@ -167,15 +165,6 @@ def _evaluate(state: RunState) -> EvaluationResult:
     )
 
 
-def _query_masks(state: RunState) -> torch.Tensor | None:
-    """The spatial masks of every query crop (None without spatial attention)."""
-    if not state.network.config.uses_spatial_attention:
-        return None
-    assert state.data.query_loader is not None
-    batches = (images for images, _pids, _camids in state.data.query_loader)
-    return spatial_masks(state.network, batches, state.compute)
-
-
 def _metric_row(result: EvaluationResult) -> dict[str, Any]:
     m = result.metrics
     return {"mAP": m.mAP, "mINP": m.mINP, "rank1": m.rank1, "rank5": m.rank5, "rank10": m.rank10}
@@ -187,12 +176,7 @@ def _card_metrics(result: EvaluationResult) -> dict[str, Any]:
     return metrics
 
 
-def _save(
-    state: RunState,
-    result: EvaluationResult | None,
-    last_metrics: dict[str, Any],
-    query_masks: torch.Tensor | None,
-) -> None:
+def _save(state: RunState, result: EvaluationResult | None, last_metrics: dict[str, Any]) -> None:
     """Write last/ (+ resume state), and best/ and the plots when mAP improved."""
     config, progress = state.config, state.progress
     output = config.output_dir
@@ -210,7 +194,6 @@ def _save(
                 state.data.gallery_records,
                 output,
                 num_queries=config.plot_queries,
-                mean_mask=None if query_masks is None else query_masks.mean(dim=0)[0].numpy(),
             )
     save_checkpoint(state.network, output / "last", training_data=record, metrics=last_metrics)
     save_resume_state(

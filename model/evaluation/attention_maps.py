@@ -10,13 +10,9 @@ saturated they are. The first attention trained on Market-1501 scored 0.998.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import torch
-
-from model.compute import ComputeSettings
-from model.network import ReIDNet
 
 SATURATION_MARGIN = 0.05  # a mask value below 0.05 or above 0.95 counts as saturated
 _FLAT = 1e-12  # a mask whose spatial variance is below this has no shape to correlate
@@ -63,24 +59,3 @@ def mask_statistics(masks: torch.Tensor) -> MaskStatistics:
         mean=float(flat.mean()),
         saturated_fraction=float(saturated.double().mean()),
     )
-
-
-@torch.no_grad()
-def spatial_masks(
-    network: ReIDNet, batches: Iterable[torch.Tensor], compute: ComputeSettings
-) -> torch.Tensor:
-    """The spatial masks (N, 1, h, w) of every preprocessed batch, in float32 on the CPU."""
-    if not network.config.uses_spatial_attention:
-        raise ValueError("the network has no spatial attention")
-    was_training = network.training
-    network.eval()
-    masks: list[torch.Tensor] = []
-    try:
-        for batch in batches:
-            with compute.autocast():
-                mask = network(compute.to_device(batch)).spatial_attention
-            assert mask is not None
-            masks.append(mask.float().cpu())
-    finally:
-        network.train(was_training)
-    return torch.cat(masks)

@@ -20,6 +20,7 @@ def extract_features(
     *,
     compute: ComputeSettings,
     flip: bool = False,
+    spatial_masks: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Embed every image of ``batches`` (each (B, 3, H, W)); returns (N, D) float32 on the CPU.
 
@@ -29,6 +30,10 @@ def extract_features(
     ``flip`` adds the embedding of the horizontally mirrored crop before re-normalising:
     a pedestrian seen from the left is the same person seen from the right, and this
     test-time augmentation averages out the network's left/right asymmetries.
+
+    With a ``spatial_masks`` list, the same forward pass also appends each batch's
+    spatial attention (B, 1, h, w) of the unflipped crops, as float32 on the CPU, so
+    judging the attention costs no second pass over the images.
     """
     was_training = network.training
     compute.prepare(network).eval()
@@ -41,7 +46,14 @@ def extract_features(
                         f"expected image batches of shape (B, 3, H, W), got {tuple(batch.shape)}"
                     )
                 images = compute.to_device(batch)
-                embedding = network.embed(images).float()
+                if spatial_masks is None:
+                    embedding = network.embed(images).float()
+                else:
+                    output = network(images)
+                    if output.spatial_attention is None:
+                        raise ValueError("the network has no spatial attention")
+                    spatial_masks.append(output.spatial_attention.float().cpu())
+                    embedding = output.embedding.float()
                 if flip:
                     embedding = embedding + network.embed(images.flip(3)).float()
                 embeddings.append(F.normalize(embedding, dim=1).cpu())
