@@ -142,7 +142,11 @@ class QueryResult(BaseModel):
     entry_id: int = Field(description="the identity's best-matching entry", examples=[42])
     camera: str | None = Field(description="that entry's camera", examples=["lobby-2"])
     matches: int = Field(
-        description="how many of the identity's entries pass the filters (and min_score)",
+        description=(
+            "how many of the identity's entries among the nearest entries the search "
+            "examined (max(64, 8 x top_k), more after widening) pass the filters and "
+            "min_score: a lower bound on all its passing entries, equal for a small gallery"
+        ),
         examples=[3],
     )
 

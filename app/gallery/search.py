@@ -1,11 +1,14 @@
 """Ranking identities for one embedding: each identity scores by its best entry.
 
-FAISS gives nearest *entries*; filters drop some of them, so the search
-over-fetches and widens (x4) until ``top_k`` identities survive, the scores
-fall below ``min_score``, or the gallery is exhausted. Candidates are resolved
-against the database rows, so an entry deleted a moment ago is never returned.
-The surviving identities are then scored exactly from their stored
-embeddings, which also counts how many of each identity's entries match.
+FAISS gives nearest *entries*, best first; filters drop some of them, so the
+search over-fetches and widens (x4) until ``top_k`` identities survive, the
+scores fall below ``min_score``, or the gallery is exhausted. Candidates are
+resolved against the database rows, so an entry deleted a moment ago is never
+returned. An identity's best admitted entry is its first admitted neighbour in
+that list, so its score, entry and camera come from the search itself: no
+identity's stored embeddings are read back, and a query costs the same whether
+a person has 5 entries or 5,000. ``matches`` counts the identity's admitted
+neighbours among those examined (docs/service.md, Query semantics).
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class QueryFilters:
 
 @dataclass(frozen=True)
 class IdentityMatch:
+    """One identity's answer: its best admitted entry, and its admitted neighbours."""
+
     identity: str
     score: float
     entry_id: int
@@ -101,71 +106,49 @@ class GallerySearch:
         index = self._live.current
         total = index.count
         candidates: dict[int, EntryLabel] = {}
-        chosen: list[str] = []
+        ranked: list[IdentityMatch] = []
         k = min(total, max(INITIAL_NEIGHBOURS, top_k * NEIGHBOUR_FACTOR))
         while k > 0:
             scores, ids = index.search(query, k)
             unseen = [int(i) for i in ids if int(i) not in candidates]
             candidates.update(self._store.labels(unseen))
-            chosen = _best_identities(scores, ids, candidates, filters, top_k)
+            ranked = _tally(scores, ids, candidates, filters)
             exhausted = len(ids) < k or k >= total
             below_floor = (
                 filters.min_score is not None and len(scores) and scores[-1] < filters.min_score
             )
-            if len(chosen) >= top_k or exhausted or below_floor:
+            if len(ranked) >= top_k or exhausted or below_floor:
                 break
             k = min(total, k * WIDEN_FACTOR)
-        matches = self._score_identities(query, chosen, filters)
         self._telemetry.search_seconds.observe(time.perf_counter() - started)
-        return matches[:top_k]
-
-    def _score_identities(
-        self, query: np.ndarray, identities: list[str], filters: QueryFilters
-    ) -> list[IdentityMatch]:
-        if not identities:
-            return []
-        labels, vectors = self._store.rows_of_identities(identities)
-        admitted = [position for position, label in enumerate(labels) if filters.admits(label)]
-        if not admitted:
-            return []
-        scores = vectors[admitted] @ query.astype(np.float32)
-        best: dict[str, IdentityMatch] = {}
-        for position, score in zip(admitted, scores.tolist(), strict=True):
-            if filters.min_score is not None and score < filters.min_score:
-                continue
-            label = labels[position]
-            current = best.get(label.identity)
-            count = (current.matches if current else 0) + 1
-            if current is None or score > current.score:
-                best[label.identity] = IdentityMatch(
-                    label.identity, score, label.entry_id, label.camera, count
-                )
-            else:
-                best[label.identity] = IdentityMatch(
-                    current.identity, current.score, current.entry_id, current.camera, count
-                )
-        return sorted(best.values(), key=lambda match: (-match.score, match.entry_id))
+        return ranked[:top_k]
 
 
-def _best_identities(
+def _tally(
     scores: np.ndarray,
     ids: np.ndarray,
     candidates: dict[int, EntryLabel],
     filters: QueryFilters,
-    top_k: int,
-) -> list[str]:
-    """Identities in the order their first admitted neighbour appears, at most ``top_k``."""
-    chosen: list[str] = []
+) -> list[IdentityMatch]:
+    """Every identity among the admitted neighbours, by its first (best) one, best first.
+
+    The neighbours come best first, so an identity's first admitted neighbour is its
+    best admitted entry of all those the index holds (exactly so for a flat index;
+    IVF and HNSW score what they found exactly, but may miss entries). Each further
+    admitted neighbour of the identity adds one to its ``matches``.
+    """
+    best: dict[str, tuple[float, EntryLabel]] = {}
+    counts: dict[str, int] = {}
     for score, entry_id in zip(scores.tolist(), ids.tolist(), strict=True):
         if filters.min_score is not None and score < filters.min_score:
             break
-        candidate = candidates.get(entry_id)
-        if candidate is None:  # deleted since the search
+        label = candidates.get(entry_id)
+        if label is None or not filters.admits(label):  # deleted since the search, or filtered
             continue
-        if not filters.admits(candidate):
-            continue
-        if candidate.identity not in chosen:
-            chosen.append(candidate.identity)
-            if len(chosen) >= top_k:
-                break
-    return chosen
+        counts[label.identity] = counts.get(label.identity, 0) + 1
+        best.setdefault(label.identity, (score, label))
+    ranked = [
+        IdentityMatch(identity, score, label.entry_id, label.camera, counts[identity])
+        for identity, (score, label) in best.items()
+    ]
+    return sorted(ranked, key=lambda match: (-match.score, match.entry_id))

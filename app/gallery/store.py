@@ -29,8 +29,8 @@ _VECTOR_CHUNK = 20_000
 class EntryLabel(NamedTuple):
     """What a search needs to know about an entry besides its vector.
 
-    A named tuple, not a dataclass: a query builds one per entry of each chosen
-    identity (thousands for a person seen all day), so construction cost counts.
+    A named tuple, not a dataclass: a query builds one per neighbour it examines
+    (thousands when filters make it widen), so construction cost counts.
     """
 
     entry_id: int
@@ -39,8 +39,7 @@ class EntryLabel(NamedTuple):
     captured_at: datetime | None
 
 
-# Both steps of a search (the candidates, then the chosen identities' entries) read
-# these columns and unpack them by position: one tuple keeps the two steps in step.
+# A search reads these columns for its candidates and unpacks them by position.
 _LABEL_COLUMNS = (
     GalleryEntry.id,
     GalleryEntry.identity,
@@ -140,19 +139,6 @@ class EntryStore:
             )
             found.update({row[0]: EntryLabel(*row) for row in rows})
         return found
-
-    def rows_of_identities(self, identities: Sequence[str]) -> tuple[list[EntryLabel], np.ndarray]:
-        """Every entry of these identities made by this model: labels and (N, dim) vectors."""
-        rows = self._rows(
-            select(*_LABEL_COLUMNS, GalleryEntry.embedding, GalleryEntry.model_version).where(
-                GalleryEntry.identity.in_(identities)
-            )
-        )
-        # The version is checked here, not in SQL: with one version per gallery the
-        # planner could otherwise prefer the (useless) model_version index to the
-        # identity index and scan the whole table.
-        kept = [row for row in rows if row[5] == self.model_version]
-        return [EntryLabel(*row[:4]) for row in kept], self.vectors_of(row[4] for row in kept)
 
     def identity_count(
         self,

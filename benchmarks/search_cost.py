@@ -1,0 +1,201 @@
+"""/query's search step on a Market-shaped gallery: the ranking now, the old re-scoring, FAISS.
+
+    .venv/bin/python benchmarks/search_cost.py [--entries 15913 --crowd 2798 --queries 300]
+
+The gallery table is bulk-loaded directly (no crops): ``--crowd`` entries of one identity
+"0000" (Market-1501's distractors: 2,798 of its 15,913 gallery crops) as unrelated
+random directions, and the rest as 750 identities, each a cluster around its own centre,
+on 6 cameras. The flat index is built from the same vectors. Each query is a noisy copy
+of a random entry; per query, from a worker thread as the service runs them, in turn:
+
+* ``faiss``: ``IndexFlatIP.search`` of the first fetch (k=64) alone;
+* ``now``: ``GallerySearch.rank`` (FAISS, the candidates' labels, the tally);
+* ``old``: the same, then what the old ranking did on top, reproduced here: read every
+  row of the chosen identities (``identity IN ...``, embeddings included) and re-score
+  them. "0000" holds so many random entries that it is among any query's top 10.
+
+Without ``--database-url`` (an empty database) an SQLite file in a temporary directory
+is used. ``--faiss-threads 1`` keeps FAISS's OpenMP team from waiting on busy cores.
+Prints JSON: p50/p99 in ms per path, and the ratios of the p50s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+from service_common import in_worker_thread, load_average
+from sqlalchemy import insert, select
+
+from app.db.engine import create_db_engine, session_factory, upgrade_to_head
+from app.db.models import GalleryEntry
+from app.gallery.live_index import LiveIndex
+from app.gallery.search import INITIAL_NEIGHBOURS, GallerySearch, QueryFilters
+from app.gallery.store import EntryStore
+from app.index.spec import IndexSpec, IndexType
+from app.telemetry import Telemetry
+
+IDENTITIES = 750
+CAMERAS = 6
+CHUNK = 5_000
+VERSION = "bench-search-cost"
+WARMUP_QUERIES = 10
+
+
+def gallery(entries: int, crowd: int, dim: int) -> tuple[list[str], np.ndarray]:
+    """Identity per row and unit vectors: the crowd first, then 750 clustered identities."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((IDENTITIES, dim), dtype=np.float32)
+    owners = rng.integers(0, IDENTITIES, size=entries - crowd)
+    vectors = np.concatenate(
+        [
+            rng.standard_normal((crowd, dim), dtype=np.float32),
+            centres[owners] + 0.8 * rng.standard_normal((len(owners), dim), dtype=np.float32),
+        ]
+    )
+    names = ["0000"] * crowd + [f"{owner + 1:04d}" for owner in owners]
+    return names, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def load(url: str, names: list[str], vectors: np.ndarray) -> np.ndarray:
+    """Insert the rows; returns their ids."""
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    dim = vectors.shape[1]
+    for start in range(0, len(names), CHUNK):
+        rows = [
+            {
+                "identity": names[i],
+                "sha256": f"{i:064x}",
+                "camera": f"cam-{i % CAMERAS}",
+                "image_format": "jpeg",
+                "width": 64,
+                "height": 128,
+                "byte_size": 0,
+                "embedding": vectors[i].tobytes(),
+                "embedding_dim": dim,
+                "model_version": VERSION,
+            }
+            for i in range(start, min(start + CHUNK, len(names)))
+        ]
+        with engine.begin() as connection:
+            connection.execute(insert(GalleryEntry), rows)
+    with engine.connect() as connection:
+        ids = connection.scalars(select(GalleryEntry.id).order_by(GalleryEntry.id)).all()
+    engine.dispose()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def rescore_old_way(store: EntryStore, query: np.ndarray, identities: list[str]) -> float:
+    """What the old ranking added: every row of the chosen identities, re-scored."""
+    with store.sessions() as session:
+        rows = (
+            session.connection()
+            .execute(
+                select(
+                    GalleryEntry.id,
+                    GalleryEntry.identity,
+                    GalleryEntry.camera,
+                    GalleryEntry.captured_at,
+                    GalleryEntry.embedding,
+                    GalleryEntry.model_version,
+                ).where(GalleryEntry.identity.in_(identities))
+            )
+            .all()
+        )
+    kept = [row for row in rows if row[5] == store.model_version]
+    return float((store.vectors_of(row[4] for row in kept) @ query).max())
+
+
+def timed(function: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    function()
+    return (time.perf_counter() - started) * 1000
+
+
+def measure(url: str, args: argparse.Namespace) -> dict[str, object]:
+    names, vectors = gallery(args.entries, args.crowd, args.dim)
+    ids = load(url, names, vectors)
+    store = EntryStore(session_factory(create_db_engine(url)), model_version=VERSION, dim=args.dim)
+    live = LiveIndex(args.dim, IndexSpec(IndexType.FLAT), Telemetry())
+    live.add(ids, vectors)
+    search = GallerySearch(store=store, live=live, telemetry=Telemetry())
+    raw = faiss.IndexFlatIP(args.dim)
+    raw.add(vectors)
+    rng = np.random.default_rng(1)
+    picks = rng.integers(0, args.entries, size=args.queries + WARMUP_QUERIES)
+    queries = vectors[picks] + 0.05 * rng.standard_normal((len(picks), args.dim), np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    filters = QueryFilters()
+    times: dict[str, list[float]] = {"faiss": [], "now": [], "old": []}
+    crowd_chosen = 0
+
+    def one(query: np.ndarray) -> tuple[float, float, float, bool]:
+        faiss_ms = timed(lambda: raw.search(query.reshape(1, -1), INITIAL_NEIGHBOURS))
+        ranked: list[str] = []
+        now_ms = timed(lambda: ranked.extend(m.identity for m in search.rank(query, 10, filters)))
+
+        def old() -> None:
+            chosen = [m.identity for m in search.rank(query, 10, filters)]
+            rescore_old_way(store, query, chosen)
+
+        return faiss_ms, now_ms, timed(old), "0000" in ranked
+
+    for number, query in enumerate(queries):
+        faiss_ms, now_ms, old_ms, crowded = in_worker_thread(one, query)
+        if number < WARMUP_QUERIES:
+            continue
+        times["faiss"].append(faiss_ms)
+        times["now"].append(now_ms)
+        times["old"].append(old_ms)
+        crowd_chosen += crowded
+    summary = {
+        path: {
+            "p50_ms": round(float(np.percentile(t, 50)), 3),
+            "p99_ms": round(float(np.percentile(t, 99)), 3),
+        }
+        for path, t in times.items()
+    }
+    p50 = {path: float(np.percentile(t, 50)) for path, t in times.items()}
+    return {
+        "entries": args.entries,
+        "crowd_entries": args.crowd,
+        "dim": args.dim,
+        "queries": args.queries,
+        "queries_with_crowd_in_top_10": crowd_chosen,
+        "search": summary,
+        "old_over_now_p50": round(p50["old"] / p50["now"], 2),
+        "now_over_faiss_p50": round(p50["now"] / p50["faiss"], 2),
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "load_average": load_average(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=15_913)
+    parser.add_argument("--crowd", type=int, default=2_798, help="entries of identity 0000")
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--database-url", help="an empty database (default: SQLite, temporary)")
+    parser.add_argument(
+        "--faiss-threads",
+        type=int,
+        help="OpenMP threads for FAISS (default: FAISS's own, as the service runs)",
+    )
+    args = parser.parse_args()
+    if args.faiss_threads:
+        faiss.omp_set_num_threads(args.faiss_threads)
+    with tempfile.TemporaryDirectory() as directory:
+        url = args.database_url or f"sqlite:///{Path(directory) / 'gallery.db'}"
+        print(json.dumps(measure(url, args), indent=2))
+
+
+if __name__ == "__main__":
+    main()
