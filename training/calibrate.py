@@ -2,12 +2,17 @@
 
     python -m training.calibrate --checkpoint runs/x/best --data-dir data/market1501
     python -m training.calibrate --checkpoint runs/x/best --data-dir crops/ --layout folder
+    python -m training.calibrate --checkpoint runs/x/best --data-dir data/market1501 \
+        --held-out-of runs/x
 
 Every identity of the set is used (for a benchmark layout: its training split, the
 identities the benchmark does not test on, so the calibration stays independent of the
-evaluation): a seeded share is withheld as non-mated, the rest enroll half of their
-images. The fitted `model.evaluation.calibration.Calibration` replaces the card's
-(atomically; the weights, and therefore the model version, are untouched) and is
+evaluation). A checkpoint trained on that split has seen those people, so its scores
+there are better separated than on strangers; ``--held-out-of RUN`` keeps only the
+training identities that run held out of training (``calibration_fraction``), the set
+its own calibration was fitted on. A seeded share is withheld as non-mated, the rest
+enroll half of their images. The fitted `model.evaluation.calibration.Calibration`
+replaces the card's (atomically; the weights, and therefore the model version, are untouched) and is
 printed as JSON. Bad input is a usage error (exit status 2), never a traceback.
 """
 
@@ -30,6 +35,7 @@ from model.evaluation.layouts.records import DISTRACTOR_PID, DatasetLayoutError,
 from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
 from training.calibration_step import calibrate_checkpoint
 from training.data.dataset import EmptyDatasetError, ReIDImageDataset
+from training.loaders import hold_out_identities
 from training.transforms import build_eval_transform
 from training.usage import UsageError, run_command
 
@@ -65,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="gallery size the card's stated thresholds are for (default: the enrolled count)",
     )
+    parser.add_argument(
+        "--held-out-of",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="only the training identities this run directory held out of training",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -92,6 +105,8 @@ def _calibrate(args: argparse.Namespace) -> dict[str, object]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device: CUDA was requested but is not available on this machine")
     records = _records(args.data_dir, args.layout)
+    if args.held_out_of is not None:
+        records = _held_out_by(args.held_out_of, records)
     try:
         size = read_model_card(args.checkpoint).config.input_size
     except CheckpointError as error:
@@ -121,6 +136,19 @@ def _calibrate(args: argparse.Namespace) -> dict[str, object]:
     except CalibrationError as error:
         raise UsageError(f"cannot calibrate on {args.data_dir}: {error}") from None
     return {"checkpoint": str(args.checkpoint), "calibration": calibration.to_dict()}
+
+
+def _held_out_by(run: Path, records: list[ImageRecord]) -> list[ImageRecord]:
+    """The records of the identities ``run`` held out, chosen as its trainer chose them."""
+    try:
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        fraction, seed = float(config["calibration_fraction"]), int(config["seed"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"--held-out-of: cannot read {run / 'config.json'}: {error}") from None
+    _, held_out, note = hold_out_identities(records, fraction, seed=seed)
+    if not held_out:
+        raise UsageError(f"--held-out-of: {run} held no identities out ({note or fraction})")
+    return held_out
 
 
 def _records(root: Path, layout: str) -> list[ImageRecord]:

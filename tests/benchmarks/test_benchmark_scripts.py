@@ -135,3 +135,62 @@ def test_attention_silhouette_scores_masks_against_the_drawn_people(tmp_path: Pa
     assert report["crops"] == 12 and report["mask_grid"] == [8, 4]
     assert 0.0 <= report["iou"] <= 1.0 and 0.0 <= report["iou_fixed_mean_mask"] <= 1.0
     assert report["mask_statistics"]["crops"] == 12
+
+
+def test_open_set_market_reports_every_size_and_target(tmp_path: Path) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from model.checkpoint import read_model_card, save_checkpoint, untrained_model, write_model_card
+    from model.config import ModelConfig
+    from model.evaluation.labelled_calibration import calibrate_labelled_set
+    from training.feature_files import write_feature_file
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 16))
+
+    def crops(pids: np.ndarray) -> np.ndarray:
+        features = centres[pids] + rng.normal(scale=0.6, size=(len(pids), 16))
+        return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+
+    calibration_pids = np.repeat(np.arange(20, 60), 4)
+    calibration = calibrate_labelled_set(crops(calibration_pids), calibration_pids, seed=0)
+    network, _ = untrained_model(ModelConfig(arch="resnet18", num_classes=2))
+    save_checkpoint(network, tmp_path / "net", training_data={}, metrics={})
+    card = read_model_card(tmp_path / "net")
+    write_model_card(tmp_path / "net", dataclasses.replace(card, calibration=calibration))
+    query_pids, gallery_pids = np.repeat(np.arange(1, 21), 2), np.repeat(np.arange(1, 21), 3)
+    write_feature_file(
+        tmp_path / "features.npz",
+        {
+            "query_features": crops(query_pids),
+            "gallery_features": crops(gallery_pids),
+            "query_pids": query_pids,
+            "gallery_pids": gallery_pids,
+            "query_camids": np.ones_like(query_pids),
+            "gallery_camids": np.full_like(gallery_pids, 2),
+        },
+    )
+    result = run_benchmark(
+        "open_set_market.py",
+        *("--checkpoint", str(tmp_path / "net"), "--features", str(tmp_path / "features.npz")),
+        *("--sizes", "5,15", "--seeds", "0,1"),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["gallery_identities"], row["target_fpir"]) for row in rows] == [
+        (size, target) for size in (5, 15) for target in (0.1, 0.01, 0.001)
+    ]
+    assert all(0.0 <= row["observed_fpir"] <= 1.0 and row["seeds"] == 2 for row in rows)
+    assert rows[0]["nonmated_probes"] == 30  # 15 withheld identities x 2 queries
+    bad = run_benchmark(
+        "open_set_market.py",
+        "--checkpoint",
+        str(tmp_path / "net"),
+        "--features",
+        str(tmp_path / "features.npz"),
+        "--sizes",
+        "20",
+    )
+    assert bad.returncode == 2 and "--sizes: 20" in bad.stderr

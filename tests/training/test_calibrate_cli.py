@@ -98,3 +98,26 @@ def test_missing_paths_and_too_small_sets_are_usage_errors(
             shutil.copy(crop, small.parent / folder / crop.name)
     assert main(["--checkpoint", str(checkpoint), "--data-dir", str(small.parent)]) == 2
     assert "cannot calibrate" in capsys.readouterr().err
+
+
+def test_held_out_of_a_run_calibrates_on_the_identities_it_never_trained_on(
+    setup: tuple[Path, Path], tmp_path: Path, capsys
+):
+    from model.evaluation.layouts.market import load_market1501
+    from training.loaders import hold_out_identities
+
+    data, template = setup
+    checkpoint = Path(shutil.copytree(template, tmp_path / "ckpt"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"calibration_fraction": 0.5, "seed": 3}))
+    argv = ["--checkpoint", str(checkpoint), "--data-dir", str(data), "--amp", "off"]
+    assert main([*argv, "--held-out-of", str(run)]) == 0
+    counts = read_model_card(checkpoint).calibration.counts
+    _, held_out, _ = hold_out_identities(load_market1501(data).train, 0.5, seed=3)
+    assert counts["enrolled_identities"] + counts["withheld_identities"] == 4  # of 8
+    assert counts["nonmated_probes"] + counts["mated_probes"] <= len(held_out)
+    capsys.readouterr()
+    (run / "config.json").write_text("{}")
+    assert main([*argv, "--held-out-of", str(run)]) == 2
+    assert "--held-out-of: cannot read" in capsys.readouterr().err
