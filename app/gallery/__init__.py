@@ -101,6 +101,7 @@ class Gallery:
             ),
             search=search,
             identifier=Identifier(
+                store=store,
                 search=search,
                 live=live,
                 lifecycle=lifecycle,

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.gallery.decisions import UNCALIBRATED, Decision, OpenSetDecider
+from app.gallery.expansion import expanded_query
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.live_index import LiveIndex
 from app.gallery.search import GallerySearch, IdentityMatch, QueryFilters
+from app.gallery.store import EntryStore
 from app.inference.batcher import DynamicBatcher
 from app.inference.decoding import ImageDecoder, Upload
 
@@ -43,6 +45,7 @@ class Identifier:
     def __init__(
         self,
         *,
+        store: EntryStore,
         search: GallerySearch,
         live: LiveIndex,
         lifecycle: IndexLifecycle,
@@ -50,6 +53,7 @@ class Identifier:
         batcher: DynamicBatcher,
         decider: OpenSetDecider,
     ) -> None:
+        self._store = store
         self._search = search
         self._decider = decider
         self._live = live
@@ -65,12 +69,15 @@ class Identifier:
         *,
         max_false_positive_rate: float,
         started: float,
+        expansion: int = 0,
     ) -> Identification:
         """Decode, check the gallery was made by the loaded model, embed, rank, decide.
 
         ``max_false_positive_rate`` is the FPIR the decision's threshold keeps (in (0, 0.5],
         checked by the caller); ``started`` is the caller's ``time.perf_counter()`` at the
-        request's arrival.
+        request's arrival. With ``expansion`` (1 to `MAX_EXPANSION`) the results are those
+        of the α-expanded query (`app.gallery.expansion`); the decision stays the plain
+        query's, the one its calibration describes.
         """
         decoded = (await self._decoder.decode_all([upload]))[0]
         decoded_at = time.perf_counter()
@@ -81,6 +88,10 @@ class Identifier:
         matches, decision = await self._rank_and_decide(
             embedding, top_k, filters, max_false_positive_rate
         )
+        if expansion:
+            matches = await asyncio.to_thread(
+                self._expanded_ranking, embedding, matches, expansion, top_k, filters
+            )
         finished = time.perf_counter()
         return Identification(
             matches=matches,
@@ -94,6 +105,17 @@ class Identifier:
                 total_s=finished - started,
             ),
         )
+
+    def _expanded_ranking(
+        self,
+        embedding: np.ndarray,
+        matches: list[IdentityMatch],
+        expansion: int,
+        top_k: int,
+        filters: QueryFilters,
+    ) -> list[IdentityMatch]:
+        query = expanded_query(embedding, matches, expansion, self._store)
+        return matches if query is None else self._search.rank(query, top_k, filters)
 
     async def _rank_and_decide(
         self, embedding: np.ndarray, top_k: int, filters: QueryFilters, fpir: float

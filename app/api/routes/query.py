@@ -13,6 +13,7 @@ from app.api.error_codes import AUTH_CODES, IMAGE_CODES, UPLOAD_CODES, error_res
 from app.api.schemas import QueryResponse
 from app.api.uploads import read_uploads
 from app.gallery.entry_fields import check_camera
+from app.gallery.expansion import MAX_EXPANSION
 from app.gallery.search import QueryFilters
 
 router = APIRouter(tags=["query"])
@@ -65,6 +66,16 @@ async def query(
             "enrolled that may be decided match (default REID_OPEN_SET_FPIR)",
         ),
     ] = None,
+    expansion: Annotated[
+        int,
+        Form(
+            ge=0,
+            le=MAX_EXPANSION,
+            description="α-query expansion: rank again with the query plus the best entries "
+            "of this many top identities, weighted by score³ (0 = off). The decision is the "
+            "plain query's.",
+        ),
+    ] = 0,
 ) -> QueryResponse:
     """Results are ranked by the cosine score of each identity's best entry.
 
@@ -90,5 +101,6 @@ async def query(
         filters,
         max_false_positive_rate=max_false_positive_rate,
         started=started,
+        expansion=expansion,
     )
     return QueryResponse.of(found)

@@ -194,6 +194,9 @@ def test_identities_are_nfc_normalised(shared: TestClient) -> None:
         ({"top_k": "0"}, "validation_error"),
         ({"top_k": "101"}, "validation_error"),
         ({"top_k": "ten"}, "validation_error"),
+        ({"expansion": "-1"}, "validation_error"),
+        ({"expansion": "11"}, "validation_error"),
+        ({"expansion": "2.5"}, "validation_error"),
         ({"min_score": "2"}, "validation_error"),
         ({"exclude_same_camera": "true"}, "camera_required"),
         (
