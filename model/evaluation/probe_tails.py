@@ -17,18 +17,18 @@ depend on the threshold.
 identities: precise, from hundreds of scores) and a survival function of
 ``score - location`` shared by a **stratum** of probes with similar locations. One
 stratum is a pure location shift; it cannot express that generic probes also have a
-narrower tail (on the generated benchmark, docs/open_set.md, one shared shape gave 5-30x
-too few false matches at FPIR 0.1%, more at 750 identities). So probes are split by
-location into up to ``MAX_STRATA`` equal-count strata, each with its own tail; how many is
-chosen by BIC on the scores above a common level, so that data whose strata do not differ
-(independent or purely shifted scores) keep one stratum and all of their tail samples.
+narrower tail (on the generated benchmark, docs/open_set.md, one shared shape gave 3x to
+over 30x too few false matches at FPIR 0.1%). So probes are split by location into up
+to ``MAX_STRATA`` equal-count strata, each with its own tail; how many is chosen by BIC
+on the scores above a common level, so that data whose strata do not differ (independent
+or purely shifted scores) keep one stratum and all of their tail samples.
 
 A per-probe width was tried as well and left out: the mean excess of a probe's top scores
 (smoothed over probes) made the generated benchmark's thresholds 1.2-1.4x too liberal on
 its own calibration data at FPIR 1%; the standard deviation of all its scores (as T-norm
-uses) 1.4-6x too strict. Known limit: probes whose tail is much narrower than that of others at a
-similar location take their stratum's wider tail, which errs on the strict side (FPIR
-below the promise, so more misses).
+uses) 1.4-6x too strict. Known limit: probes whose tail is much narrower than that of
+others at a similar location take their stratum's wider tail, which errs on the strict
+side, at worst far (FPIR below the promise, so more misses).
 
 A stratum stores its tail and its probes' locations, compressed to at most
 ``LOCATIONS_PER_STRATUM`` weighted points (see `_summarise`).
