@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-identities", type=int, default=600)
     parser.add_argument("--sizes", default="50,200,750")
     parser.add_argument("--nonmated-identities", type=int, default=1500)
-    # 10 x 3,000 probes: about 30 false matches at FPIR 0.1%, so a ratio is good to ~20%.
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -55,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     calibration = calibrate_labelled_set(
         calibration_set.reshape(-1, args.dim), pids, seed=args.seed
     )
-    print(json.dumps({"calibration_counts": dict(calibration.counts)}))
+    print(json.dumps({"calibration_counts": dict(calibration.counts),
+                      "size_scale": calibration.size_scale,
+                      "size_exponent": calibration.size_exponent}))  # fmt: skip
     for size in sizes:
         observed = {target: [] for target in FPIR_TARGETS}
         for _ in range(args.repeats):

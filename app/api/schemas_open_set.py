@@ -91,7 +91,7 @@ class CalibrationOverview(BaseModel):
     )
     counts: dict[str, int] | None = Field(
         description="what the fit rests on: impostor_scores, nonmated_probes, mated_probes, "
-        "enrolled_identities, withheld_identities, probe_strata"
+        "enrolled_identities, withheld_identities, size_fit_points"
     )
     created_at: datetime | None = Field(description="when the site calibration was fitted")
     job_id: str | None = Field(description="the POST /calibrate job that fitted it")

@@ -12,7 +12,7 @@ the gallery the service really holds. The labelled crops are split by identity:
 
 Every probe is scored like ``POST /query`` scores (an identity's best entry, no
 filters) against the gallery without the withheld identities, and the model side's
-``fit_calibration`` fits the probe model (docs/open_set.md) on the non-mated rows.
+``fit_calibration`` fits the impostor tail and the size model on the non-mated rows.
 Its stated thresholds are for the whole gallery's identity count; any other size is
 ``threshold_for``'s job. A probe whose exact bytes are enrolled is skipped: it would
 only find itself.
@@ -143,6 +143,7 @@ def _fit(
             gallery_identities=len(enrolled),
             mated_probes=split["mated_probes"],
             withheld_identities=len(withheld),
+            seed=SEED,
         )
     except CalibrationError as error:
         raise JobFailed(str(error), code="insufficient_calibration_data") from None
@@ -152,6 +153,8 @@ def _fit(
             "gallery_identities": calibration.gallery_identities,
             "thresholds": dict(calibration.thresholds),
             "counts": dict(calibration.counts),
+            "size_scale": calibration.size_scale,
+            "size_exponent": calibration.size_exponent,
         },
         "split": split,
         "operating_points": _operating_points(calibration, scores, nonmated, probe_codes),

@@ -1,20 +1,29 @@
 """A decision threshold that keeps a promised false-match rate, for any gallery size.
 
 FPIR depends on how many identities a non-mated probe is compared with: every extra
-identity is another chance for a high impostor score. So a calibration does not store
-one threshold but a model fitted on labelled data, a non-mated probe x identity score
-matrix: the probes' own impostor tails (`model.evaluation.probe_tails`: FPIR at size N is
-the mean over probes of ``1 - (1 - p_i(T))^N``), each an empirical body with a fitted
-Gaussian-type tail (`model.evaluation.score_tail`).
+identity is another chance for a high impostor score. So the calibration does not
+store one threshold but a model with two parts, fitted on labelled data:
 
-``threshold_for(fpir, N)`` solves ``FPIR_N(T) = fpir`` by bisection (FPIR falls as T
-rises); ``false_positive_rate(T, N)`` evaluates it.
+1. **The per-identity impostor tail** ``p(T) = P(s >= T)``, where ``s`` is a non-mated
+   probe's score against ONE gallery identity (max over that identity's entries).
+   Up to ``tail_start`` it is the empirical survival function, kept as a few dozen
+   (score, survival) levels down to the top ``TAIL_FRACTION`` of impostor scores.
+   Above it the thresholds for small FPIR at large galleries
+   lie beyond the observed impostor scores and must be extrapolated, so the top
+   ``TAIL_FRACTION`` of the scores is fitted with ``log p(T) = log p(u) - r x - c x^2``,
+   ``x = T - u`` (``r, c >= 0``): a Gaussian-type tail when ``c > 0``, exponential when
+   ``c = 0``. Cosine similarities of many-dimensional embeddings have Gaussian-like tails;
+   a generalised Pareto tail was tried first and mis-extrapolated them both ways (its
+   bounded fit promised 4x too little FPIR at 100x beyond the data, its exponential
+   limit 100x too much; see docs/open_set.md).
+2. **The size model**. If a probe's scores against different identities were
+   independent, ``FPIR_N(T) = 1 - (1 - p(T))^N``. They are not quite: a probe that
+   looks generic scores high against everyone. So the exponent is an *effective*
+   number of independent identities, ``N_eff(N) = size_scale * N^size_exponent``,
+   fitted by comparing observed FPIR on random sub-galleries of the calibration set
+   with ``p(T)`` (independence is ``size_scale = size_exponent = 1``).
 
-Calibrations written before the probe model (model cards in the wild, stored site
-calibrations) had one pooled tail ``p(T)`` and an effective size
-``N_eff = size_scale * N^size_exponent`` instead of N. `Calibration.from_dict` still reads
-them, as one stratum with a single probe at location 0 and that ``N_eff``: they give the
-thresholds they always gave. Every new fit has ``size_scale = size_exponent = 1``.
+``threshold_for(fpir, N)`` solves ``p(T) = 1 - (1 - fpir)^(1 / N_eff(N))``.
 """
 
 from __future__ import annotations
@@ -28,34 +37,20 @@ from typing import Any
 import numpy as np
 
 from model.evaluation.open_set import FPIR_TARGETS
-from model.evaluation.probe_tails import ProbeStratum, false_match_rate, fit_probe_strata
-from model.evaluation.score_tail import (
-    CalibrationError,
-    ScoreTail,
-    check_keys,
-    is_number,
-    number,
-    number_list,
-)
 
-__all__ = ["Calibration", "CalibrationError", "fit_calibration"]
-
+SURVIVAL_LEVELS = 48
+TAIL_FRACTION = 0.05  # the top 5% of impostor scores shape the extrapolated tail
+MIN_TAIL_SAMPLES = 20
 MIN_IMPOSTOR_SCORES = 50
-KEYS = {"gallery_identities", "thresholds", "probe_strata", "size_scale", "size_exponent", "counts"}
-# The format before the probe model: one pooled tail and an effective size.
-LEGACY_KEYS = {
-    "gallery_identities",
-    "thresholds",
-    "survival_scores",
-    "survival",
-    "tail_start",
-    "tail_probability",
-    "tail_rate",
-    "tail_curvature",
-    "size_scale",
-    "size_exponent",
-    "counts",
-}
+# A sub-gallery size enters the size fit at a threshold only with this many false matches
+# observed, and while FPIR stays below this level (above it FPIR saturates towards 1).
+MIN_SIZE_FIT_EVENTS = 20
+MAX_SIZE_FIT_FPIR = 0.5
+SIZE_FIT_REPEATS = 16
+
+
+class CalibrationError(ValueError):
+    """A calibration is malformed, or the data cannot support one."""
 
 
 @dataclass(frozen=True)
@@ -66,79 +61,105 @@ class Calibration:
     probe's best identity must reach, in a gallery of ``gallery_identities``. For any
     other size use `threshold_for`; to check an operating point, `false_positive_rate`.
     ``counts`` says how much data it rests on (``impostor_scores``, ``nonmated_probes``,
-    ``mated_probes``, ``enrolled_identities``, ``withheld_identities``, ``probe_strata``).
-    ``size_scale`` and ``size_exponent`` make a gallery of N act like
-    ``size_scale * N^size_exponent`` independent identities per probe; only calibrations
-    written before the probe model have other values than 1.
+    ``mated_probes``, ``enrolled_identities``, ``withheld_identities``, ``size_fit_points``).
     """
 
     gallery_identities: int
     thresholds: Mapping[str, float]
-    probe_strata: tuple[ProbeStratum, ...]
+    survival_scores: tuple[float, ...]  # ascending impostor scores ...
+    survival: tuple[float, ...]  # ... and P(s >= score) at each, non-increasing
+    tail_start: float  # = survival_scores[-1]; the fitted tail takes over above it
+    tail_probability: float  # = survival[-1]
+    tail_rate: float  # r, per unit of score
+    tail_curvature: float  # c, per squared unit of score
     size_scale: float = 1.0
     size_exponent: float = 1.0
     counts: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_positive_int("gallery_identities", self.gallery_identities)
-        if not self.probe_strata:
-            raise CalibrationError("a calibration needs at least one probe stratum")
-        total = sum(sum(stratum.weights) for stratum in self.probe_strata)
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise CalibrationError(f"probe weights must sum to 1, got {total!r}")
+        scores, survival = np.asarray(self.survival_scores), np.asarray(self.survival)
+        if len(scores) < 2 or len(scores) != len(survival):
+            raise CalibrationError("survival_scores and survival need the same length, at least 2")
+        if not (np.isfinite(scores).all() and np.isfinite(survival).all()):
+            raise CalibrationError("survival levels must be finite numbers")
+        if (np.diff(scores) < 0).any() or (np.diff(survival) > 0).any():
+            raise CalibrationError("survival_scores must ascend and survival must not increase")
+        if not (survival[-1] > 0.0 and survival[0] <= 1.0):
+            raise CalibrationError("survival values must lie in (0, 1]")
+        if self.tail_start != scores[-1] or self.tail_probability != survival[-1]:
+            raise CalibrationError("the tail must start at the last survival level")
         for name in ("size_scale", "size_exponent"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise CalibrationError(f"{name} must be a positive number, got {value!r}")
+        rate, curvature = self.tail_rate, self.tail_curvature
+        if not (math.isfinite(rate) and math.isfinite(curvature) and rate >= 0 and curvature >= 0):
+            raise CalibrationError("tail_rate and tail_curvature must be finite and >= 0")
+        if rate == curvature == 0:
+            raise CalibrationError("tail_rate and tail_curvature cannot both be 0 (no tail)")
         for key, value in self.thresholds.items():
             if not 0.0 < _target(key) < 1.0 or not math.isfinite(value):
                 raise CalibrationError(f"threshold {key}: {value!r} is not a valid operating point")
         for key, count in self.counts.items():
             _check_count(f"counts.{key}", count)
 
+    def impostor_survival(self, threshold: float | np.ndarray) -> np.ndarray:
+        """``p(T)``: the chance one gallery identity scores ``>= T`` against a non-mated probe."""
+        t = np.asarray(threshold, dtype=np.float64)
+        scores, survival = np.asarray(self.survival_scores), np.asarray(self.survival)
+        # Interpolating log-survival linearly in the score matches an exponential-like tail.
+        body = np.exp(np.interp(t, scores, np.log(survival), left=np.log(survival[0])))
+        x = np.maximum(t - self.tail_start, 0.0)
+        tail = np.exp(-(self.tail_rate * x + self.tail_curvature * x * x))
+        return np.where(t <= self.tail_start, body, self.tail_probability * tail)
+
+    def effective_identities(self, gallery_identities: int) -> float:
+        """``N_eff(N)``: how many independent identities a gallery of N acts like."""
+        _check_positive_int("gallery_identities", gallery_identities)
+        return self.size_scale * gallery_identities**self.size_exponent
+
     def false_positive_rate(self, threshold: float, gallery_identities: int) -> float:
         """Predicted FPIR at ``threshold`` in a gallery of ``gallery_identities`` identities."""
-        identities = self._identities(gallery_identities)
-        return false_match_rate(self.probe_strata, threshold, identities)
+        p = float(self.impostor_survival(threshold))
+        exponent = self.effective_identities(gallery_identities)
+        return float(-np.expm1(exponent * np.log1p(-min(p, 1.0 - 1e-16))))
 
     def threshold_for(self, fpir: float, gallery_identities: int) -> float:
-        """The lowest threshold whose predicted FPIR is at most ``fpir`` at this gallery size.
+        """The lowest threshold whose predicted FPIR is ``fpir`` at this gallery size.
 
         A value above 1 (the largest cosine similarity) means no threshold can keep the
         promise at this size: every probe would be decided ``unknown``.
         """
         if isinstance(fpir, bool) or not 0.0 < float(fpir) < 1.0:
             raise CalibrationError(f"fpir must be in (0, 1), got {fpir!r}")
-        identities = self._identities(gallery_identities)
+        exponent = self.effective_identities(gallery_identities)
+        target = float(-np.expm1(np.log1p(-fpir) / exponent))  # 1 - (1 - f)^(1/N_eff)
+        return self._score_at_survival(target)
 
-        def rate(threshold: float) -> float:
-            return false_match_rate(self.probe_strata, threshold, identities)
-
-        low = min(stratum.modelled_range()[0] for stratum in self.probe_strata)
-        if rate(low) <= fpir:
-            return low  # below the lowest modelled score FPIR no longer changes
-        high = max(stratum.modelled_range()[1] for stratum in self.probe_strata)
-        step = 1.0
-        while rate(high) > fpir:  # the fitted tails fall to 0, so this ends
-            low, high, step = high, high + step, 2.0 * step
-        while True:  # FPIR falls as the threshold rises: bisect to the last bit
-            middle = low + (high - low) / 2.0
-            if middle in (low, high):
-                return high
-            if rate(middle) > fpir:
-                low = middle
-            else:
-                high = middle
-
-    def _identities(self, gallery_identities: int) -> float:
-        _check_positive_int("gallery_identities", gallery_identities)
-        return self.size_scale * gallery_identities**self.size_exponent
+    def _score_at_survival(self, p: float) -> float:
+        scores, survival = np.asarray(self.survival_scores), np.asarray(self.survival)
+        if p >= survival[0]:
+            return float(scores[0])
+        if p >= self.tail_probability:
+            # np.interp needs ascending x: walk the levels from the rare end.
+            return float(np.interp(np.log(p), np.log(survival[::-1]), scores[::-1]))
+        # Solve c x^2 + r x = log(p_u / p) for x >= 0 (written to stay exact when c = 0).
+        decay = math.log(self.tail_probability / p)
+        rate, curvature = self.tail_rate, self.tail_curvature
+        x = 2.0 * decay / (rate + math.sqrt(rate * rate + 4.0 * curvature * decay))
+        return self.tail_start + x
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "gallery_identities": self.gallery_identities,
             "thresholds": dict(self.thresholds),
-            "probe_strata": [stratum.to_dict() for stratum in self.probe_strata],
+            "survival_scores": list(self.survival_scores),
+            "survival": list(self.survival),
+            "tail_start": self.tail_start,
+            "tail_probability": self.tail_probability,
+            "tail_rate": self.tail_rate,
+            "tail_curvature": self.tail_curvature,
             "size_scale": self.size_scale,
             "size_exponent": self.size_exponent,
             "counts": dict(self.counts),
@@ -146,53 +167,58 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: Any) -> Calibration:
-        """Validate JSON data, in this format or the one before the probe model.
-
-        Any problem is a `CalibrationError` naming the key.
-        """
+        """Validate JSON data; any problem is a `CalibrationError` naming the key."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be a JSON object, got {type(data).__name__}")
-        legacy = "probe_strata" not in data and "survival_scores" in data
-        check_keys(data, LEGACY_KEYS if legacy else KEYS, "calibration")
+        names = {
+            "gallery_identities",
+            "thresholds",
+            "survival_scores",
+            "survival",
+            "tail_start",
+            "tail_probability",
+            "tail_rate",
+            "tail_curvature",
+            "size_scale",
+            "size_exponent",
+            "counts",
+        }
+        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        if missing or unknown:
+            raise CalibrationError(
+                f"calibration keys: missing {missing or 'none'}, unknown {unknown or 'none'}"
+            )
         for key in ("thresholds", "counts"):
             if not isinstance(data[key], dict):
                 raise CalibrationError(f"calibration '{key}' must be a JSON object")
-        if not all(map(is_number, data["thresholds"].values())):
+        for key in ("survival_scores", "survival"):
+            if not isinstance(data[key], list) or not all(map(_is_number, data[key])):
+                raise CalibrationError(f"calibration '{key}' must be a list of numbers")
+        for key in ("tail_start", "tail_probability", "tail_rate", "tail_curvature"):
+            if not _is_number(data[key]):
+                raise CalibrationError(f"calibration '{key}' must be a number")
+        for key in ("size_scale", "size_exponent"):
+            if not _is_number(data[key]):
+                raise CalibrationError(f"calibration '{key}' must be a number")
+        if not all(map(_is_number, data["thresholds"].values())):
             raise CalibrationError("calibration 'thresholds' values must be numbers")
-        if legacy:
-            strata = (_legacy_stratum(data),)
-        elif isinstance(data["probe_strata"], list):
-            strata = tuple(
-                ProbeStratum.from_dict(stratum, f"calibration 'probe_strata'[{index}]")
-                for index, stratum in enumerate(data["probe_strata"])
-            )
-        else:
-            raise CalibrationError("calibration 'probe_strata' must be a list")
         return cls(
             gallery_identities=data["gallery_identities"],
             thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
-            probe_strata=strata,
-            size_scale=number(data, "size_scale", "calibration"),
-            size_exponent=number(data, "size_exponent", "calibration"),
+            survival_scores=tuple(float(v) for v in data["survival_scores"]),
+            survival=tuple(float(v) for v in data["survival"]),
+            tail_start=float(data["tail_start"]),
+            tail_probability=float(data["tail_probability"]),
+            tail_rate=float(data["tail_rate"]),
+            tail_curvature=float(data["tail_curvature"]),
+            size_scale=float(data["size_scale"]),
+            size_exponent=float(data["size_exponent"]),
             counts=dict(data["counts"]),
         )
 
 
-def _legacy_stratum(data: dict[str, Any]) -> ProbeStratum:
-    """The pooled tail of a calibration written before the probe model, as one stratum."""
-    scores = number_list(data, "survival_scores", "calibration")
-    survival = number_list(data, "survival", "calibration")
-    tail_start = number(data, "tail_start", "calibration")
-    tail_probability = number(data, "tail_probability", "calibration")
-    tail = ScoreTail(
-        scores=scores,
-        survival=survival,
-        rate=number(data, "tail_rate", "calibration"),
-        curvature=number(data, "tail_curvature", "calibration"),
-    )
-    if tail_start != scores[-1] or tail_probability != survival[-1]:
-        raise CalibrationError("the tail must start at the last survival level")
-    return ProbeStratum(tail=tail, locations=(0.0,), weights=(1.0,))
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _target(key: str) -> float:
@@ -219,8 +245,9 @@ def fit_calibration(
     targets: tuple[float, ...] = FPIR_TARGETS,
     mated_probes: int = 0,
     withheld_identities: int = 0,
+    seed: int = 0,
 ) -> Calibration:
-    """Fit the probe model on a (non-mated probe x enrolled identity) score matrix.
+    """Fit the tail and size models on a (non-mated probe x enrolled identity) score matrix.
 
     ``gallery_identities`` is the size the stated ``thresholds`` are for (default: the
     matrix's identity count); the other counts are recorded for provenance.
@@ -238,21 +265,112 @@ def fit_calibration(
             f"{matrix.shape[1]} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
         )
     probes, identities = matrix.shape
-    strata = fit_probe_strata(matrix)
-    partial = Calibration(
+    levels, survival, rate, curvature = _fit_tail(matrix.ravel())
+    tail = Calibration(
         gallery_identities=gallery_identities or identities,
         thresholds={},
-        probe_strata=strata,
+        survival_scores=levels,
+        survival=survival,
+        tail_start=levels[-1],
+        tail_probability=survival[-1],
+        tail_rate=rate,
+        tail_curvature=curvature,
+    )
+    size_scale, size_exponent, points = _fit_size_model(matrix, tail, seed)
+    partial = dataclasses.replace(
+        tail,
+        size_scale=size_scale,
+        size_exponent=size_exponent,
         counts={
             "impostor_scores": int(matrix.size),
             "nonmated_probes": probes,
             "mated_probes": mated_probes,
             "enrolled_identities": identities,
             "withheld_identities": withheld_identities,
-            "probe_strata": len(strata),
+            "size_fit_points": points,
         },
     )
     thresholds = {
         str(target): partial.threshold_for(target, partial.gallery_identities) for target in targets
     }
     return dataclasses.replace(partial, thresholds=thresholds)
+
+
+def _fit_tail(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
+    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond."""
+    ordered = np.sort(values)[::-1]  # descending: ordered[k - 1] is reached by k scores
+    count = len(ordered)
+    tail_count = min(count - 1, max(MIN_TAIL_SAMPLES, round(TAIL_FRACTION * count)))
+    ranks = np.unique(np.geomspace(tail_count, count, SURVIVAL_LEVELS).round().astype(int))
+    levels = ordered[ranks - 1][::-1]
+    survival = (ranks / count)[::-1]
+    levels, keep = np.unique(levels, return_index=True)  # tied scores: keep the largest survival
+    survival = np.array([survival[i] for i in keep])
+    # Order statistic k (1-based, descending) has survival k / count: fit
+    # -log(survival / p_u) = r x + c x^2 through the origin, by least squares with r, c >= 0.
+    x = ordered[:tail_count] - levels[-1]
+    y = np.log(tail_count / np.arange(1, tail_count + 1))
+    if not (x > 0).any():
+        raise CalibrationError(
+            "the highest impostor scores are all equal, so their tail cannot be modelled "
+            "(collapsed embeddings?)"
+        )
+    rate, curvature = _nonnegative_fit(x, y)
+    return tuple(map(float, levels)), tuple(map(float, survival)), rate, curvature
+
+
+def _nonnegative_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least squares ``y = r x + c x^2`` with ``r, c >= 0`` (two parameters: check the edges)."""
+    design = np.stack([x, x * x], axis=1)
+    (rate, curvature), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if rate >= 0 and curvature >= 0:
+        return float(rate), float(curvature)
+    candidates = [(float(x @ y / (x @ x)), 0.0), (0.0, float((x * x) @ y / ((x * x) @ (x * x))))]
+    return min(
+        candidates,
+        key=lambda rc: float(((design @ np.array(rc)) - y) @ ((design @ np.array(rc)) - y)),
+    )
+
+
+def _fit_size_model(matrix: np.ndarray, tail: Calibration, seed: int) -> tuple[float, float, int]:
+    """Fit ``N_eff(n) = scale * n^exponent`` on random sub-galleries of the calibration set.
+
+    For sub-gallery sizes ``n`` from 1 to all identities, each non-mated probe's best
+    score over ``n`` random identities is observed; at every threshold with enough false
+    matches, ``N_eff = log(1 - FPIR_n) / log(1 - p(T))``. A least-squares line through
+    ``(log n, log N_eff)`` gives the model. With fewer than two usable sizes there is
+    nothing to fit, and independence (1, 1) is kept; ``size_fit_points`` = 0 says so.
+    """
+    identities = matrix.shape[1]
+    rng = np.random.default_rng(seed)
+    sizes = np.unique(np.geomspace(1, identities, 8).round().astype(int))
+    # Thresholds across the whole observed tail, where the operating points lie: from
+    # the median down to the score only MIN_SIZE_FIT_EVENTS impostor scores reach.
+    ordered = np.sort(matrix.ravel())[::-1]
+    rarest = min(len(ordered), MIN_SIZE_FIT_EVENTS)
+    ranks = np.unique(np.geomspace(rarest, len(ordered) / 2, 32).round().astype(int))
+    thresholds = ordered[ranks - 1]
+    p = ranks / len(ordered)
+    xs: list[float] = []
+    ys: list[float] = []
+    for size in sizes:
+        repeats = 1 if size == identities else SIZE_FIT_REPEATS
+        best = np.stack(
+            [
+                matrix[:, rng.choice(identities, size, replace=False)].max(axis=1)
+                for _ in range(repeats)
+            ]
+        ).ravel()
+        ordered = np.sort(best)
+        events = len(ordered) - np.searchsorted(ordered, thresholds, side="left")
+        fpir = events / len(ordered)
+        usable = (events >= MIN_SIZE_FIT_EVENTS * repeats) & (fpir <= MAX_SIZE_FIT_FPIR) & (p < 1)
+        for rate, chance in zip(fpir[usable], p[usable], strict=True):
+            xs.append(math.log(size))
+            ys.append(math.log(math.log1p(-rate) / math.log1p(-chance)))
+    if len(set(xs)) < 2:
+        return 1.0, 1.0, 0
+    exponent, intercept = np.polyfit(np.asarray(xs), np.asarray(ys), 1)
+    if not exponent > 0:
+        return 1.0, 1.0, 0
+    return float(math.exp(intercept)), float(exponent), len(xs)

@@ -82,4 +82,5 @@ def calibrate_labelled_set(
         gallery_identities=gallery_identities,
         mated_probes=int((~nonmated).sum()),
         withheld_identities=len(withheld),
+        seed=seed,
     )

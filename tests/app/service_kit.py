@@ -29,8 +29,6 @@ from app.inference.embedder import Embedder, load_embedder
 from app.main import create_app
 from app.settings import Settings
 from model.evaluation.calibration import Calibration
-from model.evaluation.probe_tails import ProbeStratum
-from model.evaluation.score_tail import ScoreTail
 from training.data.synthetic import render_person
 
 LOCAL_CLIENT = ("127.0.0.1", 50000)
@@ -89,13 +87,16 @@ KNOWN_TAIL_RATE = 10.0
 
 def known_calibration() -> Calibration:
     """A calibration with a closed form: one identity scores ``>= T`` with chance
-    ``p(T) = 0.5 exp(-10 T)`` (T >= 0) against every probe (one probe location, 0), and
-    identities are independent."""
-    tail = ScoreTail(scores=(-1.0, 0.0), survival=(1.0, 0.5), rate=KNOWN_TAIL_RATE, curvature=0.0)
+    ``p(T) = 0.5 exp(-10 T)`` (T >= 0), and identities are independent (N_eff = N)."""
     return Calibration(
         gallery_identities=1,
         thresholds={},
-        probe_strata=(ProbeStratum(tail=tail, locations=(0.0,), weights=(1.0,)),),
+        survival_scores=(-1.0, 0.0),
+        survival=(1.0, 0.5),
+        tail_start=0.0,
+        tail_probability=0.5,
+        tail_rate=KNOWN_TAIL_RATE,
+        tail_curvature=0.0,
     )
 
 

@@ -274,23 +274,9 @@ def test_a_card_without_the_calibration_key_still_loads(saved: Path) -> None:
     assert read_model_card(saved).calibration is None
 
 
-def test_a_card_with_a_calibration_from_before_the_probe_model_still_loads(saved: Path) -> None:
-    legacy = json.loads(
-        (Path(__file__).parent / "data" / "calibration_before_probe_model.json").read_text()
-    )
-    data = json.loads((saved / CARD_FILE).read_text())
-    data["calibration"] = legacy
-    (saved / CARD_FILE).write_text(json.dumps(data))
-    calibration = read_model_card(saved).calibration
-    assert calibration is not None and calibration.size_exponent == legacy["size_exponent"]
-    assert calibration.threshold_for(0.01, 500) == pytest.approx(legacy["thresholds"]["0.01"])
-
-
 def test_an_invalid_calibration_is_a_checkpoint_error(saved: Path) -> None:
     data = json.loads((saved / CARD_FILE).read_text())
-    calibration = _calibration().to_dict()
-    calibration["probe_strata"][0]["tail_rate"] = -3.0
-    data["calibration"] = calibration
+    data["calibration"] = {**_calibration().to_dict(), "tail_rate": -3.0}
     (saved / CARD_FILE).write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="'calibration' is invalid: tail_rate"):
         read_model_card(saved)
