@@ -39,14 +39,7 @@ def build_train_transform(
     detector jitter; erasing fills a random rectangle with 0, which after
     normalisation is the ImageNet mean colour, imitating occlusion.
     """
-    for name, value in (
-        ("flip_probability", flip_probability),
-        ("erasing_probability", erasing_probability),
-    ):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if padding < 0:
-        raise ValueError(f"padding must be non-negative, got {padding}")
+    check_augmentation(flip_probability, padding, erasing_probability)
     return transforms.Compose(
         [
             partial(resize, size=size),
@@ -57,6 +50,18 @@ def build_train_transform(
             transforms.RandomErasing(p=erasing_probability, value=0),
         ]
     )
+
+
+def check_augmentation(flip_probability: float, padding: int, erasing_probability: float) -> None:
+    """The one check of the augmentation settings, for both training input paths."""
+    for name, value in (
+        ("flip_probability", flip_probability),
+        ("erasing_probability", erasing_probability),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if padding < 0:
+        raise ValueError(f"padding must be non-negative, got {padding}")
 
 
 def build_eval_transform(size: InputSize) -> Transform:
