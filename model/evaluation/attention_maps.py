@@ -10,6 +10,7 @@ saturated they are. The first attention trained on Market-1501 scored 0.998.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,8 +30,12 @@ class MaskStatistics:
     mean: float
     saturated_fraction: float
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready: a correlation that is undefined (every mask flat) becomes None."""
+        values = asdict(self)
+        if math.isnan(self.correlation_with_mean):
+            values["correlation_with_mean"] = None
+        return values
 
 
 def mask_statistics(masks: torch.Tensor) -> MaskStatistics:

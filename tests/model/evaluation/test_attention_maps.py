@@ -37,6 +37,7 @@ def test_flat_masks_are_counted_not_correlated() -> None:
     assert -1.0 <= stats.correlation_with_mean < 1.0
     only_flat = mask_statistics(torch.full((4, 1, 16, 8), 0.98))
     assert math.isnan(only_flat.correlation_with_mean)
+    assert only_flat.to_dict()["correlation_with_mean"] is None  # JSON has no NaN
     assert only_flat.saturated_fraction == 1.0 and only_flat.mean == pytest.approx(0.98)
 
 
