@@ -23,7 +23,7 @@ from app.api.middleware import (
     LoopbackGuardMiddleware,
     RequestMetricsMiddleware,
 )
-from app.api.routes import calibration, evaluate, gallery, identities, query, system
+from app.api.routes import calibration, evaluate, gallery, identities, query, system, ui
 from app.inference.embedder import Embedder
 from app.services import build_services, close_services
 from app.settings import Settings
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     ]
     for router in routers:
         app.include_router(router)
+    app.include_router(ui.router)
+    app.mount(ui.UI_PATH, ui.ConsoleFiles(), name="ui")
 
     # Added innermost first: metrics wraps the loopback guard, then authentication, then
     # the body limit, then the form guard; so no body byte is read before the caller is

@@ -2,80 +2,42 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from live_server import free_port, live_server, service_environment
 from service_kit import PostgresServer, files, person_jpeg
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def live_server(
+def live_service(
     backend: str, postgres: PostgresServer, checkpoint: Path, tmp_path: Path
 ) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     port = free_port()
     data_dir = tmp_path / "data"
-    url = postgres.fresh_url() if backend == "postgresql" else ""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REID_")}
-    env.update(
-        {
-            "REID_DATA_DIR": str(data_dir),
-            "REID_MODEL_PATH": str(checkpoint),
-            "REID_DEVICE": "cpu",
-            "REID_MAX_BODY_BYTES": str(1024 * 1024),
-            "REID_HOST": "127.0.0.1",
-            "REID_PORT": str(port),
-        }
+    env = service_environment(
+        REID_DATA_DIR=str(data_dir),
+        REID_MODEL_PATH=str(checkpoint),
+        REID_DEVICE="cpu",
+        REID_MAX_BODY_BYTES=str(1024 * 1024),
+        REID_HOST="127.0.0.1",
+        REID_PORT=str(port),
     )
-    if url:
-        env["REID_DATABASE_URL"] = url
+    if backend == "postgresql":
+        env["REID_DATABASE_URL"] = postgres.fresh_url()
         env["REID_AUTO_MIGRATE"] = "true"
     # SQLite runs through our launcher, PostgreSQL through plain uvicorn: both must work.
-    command = (
-        [sys.executable, "-m", "app"]
-        if backend == "sqlite"
-        else [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
-    )
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"server exited early:\n{process.stdout.read() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("server did not start within 120 s")
-        time.sleep(0.2)
-    try:
+    launcher = "app" if backend == "sqlite" else "uvicorn"
+    with live_server(env, port, launcher=launcher) as (base, process):
         yield base, process, data_dir
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
 
 
-def test_live_flow(live_server: tuple[str, subprocess.Popen, Path]) -> None:
-    base, process, data_dir = live_server
+def test_live_flow(live_service: tuple[str, subprocess.Popen, Path]) -> None:
+    base, process, data_dir = live_service
     with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get("/ready").status_code == 200
         for pid in (1, 2):
