@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup serve test lint format
+.PHONY: setup serve demo test lint format
 
 setup: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml constraints.txt
 serve: $(STAMP)
 	REID_HOST=$(HOST) REID_PORT=$(PORT) $(BIN)/python -m app
 
+# A trained synthetic model and a gallery of people it never saw, served with the console.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --host $(HOST) --port $(PORT)
+
 test: $(STAMP)
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile

@@ -4,6 +4,10 @@
 import { getJson, remove } from "./api.js";
 import { failureText, formatTime, h, message, thumbnail } from "./dom.js";
 
+function entryCount(count) {
+  return `${count} ${count === 1 ? "entry" : "entries"}`;
+}
+
 function byCamera(entries) {
   const groups = new Map();
   for (const entry of entries) {
@@ -31,7 +35,7 @@ function eraseDialog(detail, onConfirm) {
     h(
       "p",
       { id: "erase-summary" },
-      `This deletes identity "${detail.identity}": all ${detail.entry_count} entries ` +
+      `This deletes identity "${detail.identity}": ${entryCount(detail.entry_count)} ` +
         `(cameras: ${cameras}), their embeddings and their stored crops. It cannot be undone.`,
     ),
     status,
@@ -79,7 +83,7 @@ export async function render(view, context, identity) {
   if (context.can("write")) {
     const dialog = eraseDialog(detail, async () => {
       const erased = await remove(`/identities/${encodeURIComponent(detail.identity)}`);
-      context.flash = `Erased ${erased.identity}: ${erased.deleted_entries} entries deleted.`;
+      context.flash = `Erased ${erased.identity}: ${entryCount(erased.deleted_entries)} deleted.`;
       context.go("#/gallery");
     });
     view.append(
