@@ -114,6 +114,6 @@ export async function render(view, context) {
     event.preventDefault();
     entryPager.reset();
   });
-  view.append(h("h1", {}, "Gallery"), flash ? message("status", flash) : null, filters, entries, people);
+  view.append(h("h1", {}, "Gallery"), ...(flash ? [message("status", flash)] : []), filters, entries, people);
   await Promise.all([entryPager.reset(), peoplePager.reset()]);
 }

@@ -16,19 +16,26 @@ async function readiness() {
   return (await fetch("/ready")).json();
 }
 
+/** "1% → 0.712"; a threshold above 1 is one no cosine score can reach: never a match. */
+function threshold(point) {
+  const rate = `${(100 * point.false_positive_rate).toPrecision(2)}%`;
+  const note = point.threshold > 1 ? " (no score reaches it: never a match)" : "";
+  return `${rate} → ${point.threshold.toFixed(3)}${note}`;
+}
+
 export async function render(view, context) {
   const card = context.model;
   const [ready, calibration] = await Promise.all([readiness(), getJson("/calibration")]);
   const config = card.config;
   view.append(
     h("h1", {}, "Model"),
-    card.trained ? null : message("warning", card.warning),
+    ...(card.trained ? [] : [message("warning", card.warning)]),
     facts([
       ["version", card.version],
       ["trained", card.trained ? "yes" : "NO"],
       ["architecture", `${config.arch}, attention ${config.attention}`],
       ["embedding", `${card.embedding_dim}-d`],
-      ["input", `${card.input_size[0]}×${card.input_size[1]} (height×width)`],
+      ["input", `${card.input_size.at(-2)}×${card.input_size.at(-1)} (height×width)`],
       ["device", `${card.device}${card.bf16 ? ", bf16" : ""}`],
       ["checkpoint", card.checkpoint ?? "none"],
     ]),
@@ -38,7 +45,7 @@ export async function render(view, context) {
       ["enrolled identities", String(calibration.gallery_identities)],
       [
         "thresholds",
-        calibration.thresholds.map((point) => `${(100 * point.false_positive_rate).toPrecision(2)}% → ${point.threshold.toFixed(3)}`).join(", ") || "—",
+        calibration.thresholds.map(threshold).join(", ") || "—",
       ],
     ]),
     h("h2", {}, `Service: ${ready.status}`),
