@@ -23,7 +23,16 @@ from app.api.middleware import (
     LoopbackGuardMiddleware,
     RequestMetricsMiddleware,
 )
-from app.api.routes import calibration, evaluate, gallery, identities, query, system, ui
+from app.api.routes import (
+    calibration,
+    evaluate,
+    gallery,
+    identities,
+    query,
+    system,
+    ui,
+    whoami,
+)
 from app.inference.embedder import Embedder
 from app.services import build_services, close_services
 from app.settings import Settings
@@ -91,7 +100,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.embedder = embedder
     install_error_handlers(app)
     routers = [
-        module.router for module in (gallery, query, identities, evaluate, calibration, system)
+        module.router
+        for module in (gallery, query, identities, evaluate, calibration, system, whoami)
     ]
     for router in routers:
         app.include_router(router)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.auth import RoleRequirement
+from app.api.auth import Principal, RoleRequirement
 from app.gallery import Gallery
 from app.jobs.runner import EvaluationRunner
 from app.services import Services
@@ -42,3 +42,6 @@ EvaluationsDep = Annotated[EvaluationRunner, Depends(get_evaluations)]
 READ = Depends(RoleRequirement(Role.READ))
 WRITE = Depends(RoleRequirement(Role.WRITE))
 ADMIN = Depends(RoleRequirement(Role.ADMIN))
+# The caller, for a route that also declares ``dependencies=[READ]`` (which the auth
+# middleware reads); FastAPI runs the one requirement once and hands its Principal here.
+ReaderDep = Annotated[Principal, READ]

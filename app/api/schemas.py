@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -252,3 +252,14 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(examples=["ready"])
     checks: dict[str, Any]
+
+
+class WhoAmI(BaseModel):
+    name: str = Field(
+        description="the API key's name; 'local (authentication disabled)' without keys",
+        examples=["cam-ops"],
+    )
+    role: Literal["read", "write", "admin"] = Field(
+        description="each role implies the ones before it", examples=["write"]
+    )
+    auth_enabled: bool = Field(description="whether the service checks API keys at all")
