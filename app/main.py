@@ -26,6 +26,7 @@ from app.api.middleware import (
 from app.api.routes import (
     calibration,
     evaluate,
+    explain,
     gallery,
     identities,
     query,
@@ -101,7 +102,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     install_error_handlers(app)
     routers = [
         module.router
-        for module in (gallery, query, identities, evaluate, calibration, system, whoami)
+        for module in (
+            gallery,
+            query,
+            explain,
+            identities,
+            evaluate,
+            calibration,
+            system,
+            whoami,
+        )
     ]
     for router in routers:
         app.include_router(router)

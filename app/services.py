@@ -19,6 +19,7 @@ from app.index.spec import IndexSpec
 from app.inference.batcher import DynamicBatcher
 from app.inference.decoding import ImageDecoder
 from app.inference.embedder import Embedder, load_embedder
+from app.inference.explain import Explainer
 from app.jobs.job_store import JobStore
 from app.jobs.members import MemberEmbedder
 from app.jobs.runner import EvaluationRunner
@@ -37,6 +38,7 @@ class Services:
     embedder: Embedder
     decoder: ImageDecoder
     batcher: DynamicBatcher
+    explainer: Explainer
     gallery: Gallery
     maintenance: Maintenance
     evaluations: EvaluationRunner
@@ -106,6 +108,7 @@ def build_services(
         embedder=embedder,
         decoder=decoder,
         batcher=batcher,
+        explainer=Explainer(embedder, decoder),
         gallery=gallery,
         maintenance=Maintenance(
             lifecycle=gallery.lifecycle,

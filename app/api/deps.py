@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from app.api.auth import Principal, RoleRequirement
 from app.gallery import Gallery
+from app.inference.explain import Explainer
 from app.jobs.runner import EvaluationRunner
 from app.services import Services
 from app.settings import Role, Settings
@@ -33,10 +34,15 @@ def get_evaluations(request: Request) -> EvaluationRunner:
     return get_services(request).evaluations
 
 
+def get_explainer(request: Request) -> Explainer:
+    return get_services(request).explainer
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 GalleryDep = Annotated[Gallery, Depends(get_gallery)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EvaluationsDep = Annotated[EvaluationRunner, Depends(get_evaluations)]
+ExplainerDep = Annotated[Explainer, Depends(get_explainer)]
 
 # Route-level requirements: ``@router.get(..., dependencies=[READ])``.
 READ = Depends(RoleRequirement(Role.READ))

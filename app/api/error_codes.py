@@ -53,6 +53,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "empty_gallery": ErrorCode(
         409, "A labelled-query evaluation or a calibration with nothing enrolled"
     ),
+    "attention_unavailable": ErrorCode(
+        409, "`POST /explain`: the loaded model has no spatial attention to draw"
+    ),
     "body_too_large": ErrorCode(
         413, "The body is over `details.setting` (declared, or counted while streaming)"
     ),

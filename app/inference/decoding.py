@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from app.errors import InvalidInput, LimitExceeded
 from model.preprocessing import ImageDecodeError, InputSize, decode_image, preprocess
@@ -70,6 +71,17 @@ def _describe(upload: Upload) -> str:
 
 def decode_one(upload: Upload, max_pixels: int, size: InputSize) -> DecodedImage:
     """Decode, validate and preprocess one upload; errors name the file."""
+    return decode_with_picture(upload, max_pixels, size)[0]
+
+
+def decode_with_picture(
+    upload: Upload, max_pixels: int, size: InputSize
+) -> tuple[DecodedImage, Image.Image]:
+    """As ``decode_one``, keeping the upright RGB picture the tensor was made from.
+
+    For callers that draw on the crop (``app/inference/explain.py``): decoding it a
+    second time would cost as much again and could disagree with what was embedded.
+    """
     try:
         image = decode_image(upload.data, max_pixels=max_pixels)
     except ImageDecodeError as error:
@@ -79,7 +91,7 @@ def decode_one(upload: Upload, max_pixels: int, size: InputSize) -> DecodedImage
             {"filename": upload.filename, "index": upload.index},
             code=error.code,
         ) from error
-    return DecodedImage(
+    decoded = DecodedImage(
         filename=upload.filename,
         index=upload.index,
         data=upload.data,
@@ -89,6 +101,7 @@ def decode_one(upload: Upload, max_pixels: int, size: InputSize) -> DecodedImage
         height=image.height,
         tensor=preprocess(image, size),
     )
+    return decoded, image
 
 
 class ImageDecoder:
@@ -120,6 +133,13 @@ class ImageDecoder:
                 raise result
             decoded.append(result)
         return decoded
+
+    async def decode_picture(self, upload: Upload) -> tuple[DecodedImage, Image.Image]:
+        """Decode one upload in the pool and keep its picture; a bad file raises its error."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, decode_with_picture, upload, self.max_pixels, self.size
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
