@@ -15,6 +15,7 @@ from app.db.engine import open_database, session_factory
 from app.gallery import Gallery
 from app.gallery.crops import CropStore
 from app.gallery.maintenance import Maintenance
+from app.gallery.thumbnails import Thumbnails
 from app.index.spec import IndexSpec
 from app.inference.batcher import DynamicBatcher
 from app.inference.decoding import ImageDecoder
@@ -63,12 +64,14 @@ def build_services(
             telemetry=telemetry,
         )
         crops = CropStore(settings.crops_dir)
+        thumbnails = Thumbnails(settings.thumbnails_dir, crops)
         gallery = Gallery.build(
             sessions,
             model_version=embedder.version,
             dim=embedder.dim,
             spec=settings.section(IndexSpec),
             crops=crops,
+            thumbnails=thumbnails,
             snapshot_path=settings.snapshot_path,
             decoder=decoder,
             batcher=batcher,
@@ -114,6 +117,7 @@ def build_services(
             lifecycle=gallery.lifecycle,
             store=gallery.store,
             crops=crops,
+            thumbnails=gallery.thumbnails,
             interval_s=settings.maintenance_interval_s,
             snapshot_interval_s=settings.snapshot_interval_s,
         ),

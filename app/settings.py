@@ -158,6 +158,10 @@ class Settings(BaseSettings):
         return self.data_dir / "crops"
 
     @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+    @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
 

@@ -35,7 +35,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "not_found": ErrorCode(404, "No such path"),
     "entry_not_found": ErrorCode(404, "No entry with this id"),
     "identity_not_found": ErrorCode(404, "No entry holds this identity"),
-    "image_not_found": ErrorCode(404, "The entry's stored crop is missing from the data directory"),
+    "image_not_found": ErrorCode(
+        404, "The entry's stored crop is missing from the data directory (or no longer decodes)"
+    ),
     "job_not_found": ErrorCode(
         404,
         "No job with this id (evaluation jobs under /evaluate, calibration jobs under /calibrate)",

@@ -7,7 +7,7 @@ One module per job; ``Gallery.build`` wires them over one database and one index
 * ``decisions`` / ``calibrations``: someone we know? (the open-set decision, and which
   calibration is in force: the site's, else the model card's);
 * ``removal``: delete an entry, erase an identity;
-* ``reads``: listings, identity summaries, stored crops;
+* ``reads``: listings, identity summaries, stored crops and their ``thumbnails``;
 * ``lifecycle``: the index at start-up (snapshot or rebuild), reconcile, snapshots;
 * ``maintenance``: the periodic pass that keeps the index in step;
 * ``store``: every row-level SQL statement; ``versions``: which model made the rows.
@@ -31,6 +31,7 @@ from app.gallery.reads import GalleryReads
 from app.gallery.removal import Removal
 from app.gallery.search import GallerySearch
 from app.gallery.store import EntryStore
+from app.gallery.thumbnails import Thumbnails
 from app.gallery.versions import ModelVersions
 from app.index.gpu_probe import choose_index_device
 from app.index.spec import IndexSpec
@@ -45,6 +46,7 @@ class Gallery:
     store: EntryStore
     live: LiveIndex
     crops: CropStore
+    thumbnails: Thumbnails
     lifecycle: IndexLifecycle
     enrollment: Enrollment
     search: GallerySearch
@@ -63,6 +65,7 @@ class Gallery:
         dim: int,
         spec: IndexSpec,
         crops: CropStore,
+        thumbnails: Thumbnails,
         snapshot_path: Path,
         decoder: ImageDecoder,
         batcher: DynamicBatcher,
@@ -89,6 +92,7 @@ class Gallery:
             store=store,
             live=live,
             crops=crops,
+            thumbnails=thumbnails,
             lifecycle=lifecycle,
             enrollment=Enrollment(
                 store=store,
@@ -109,8 +113,10 @@ class Gallery:
                 batcher=batcher,
                 decider=decider,
             ),
-            removal=Removal(store=store, live=live, crops=crops, telemetry=telemetry),
-            reads=GalleryReads(sessions, crops),
+            removal=Removal(
+                store=store, live=live, crops=crops, thumbnails=thumbnails, telemetry=telemetry
+            ),
+            reads=GalleryReads(sessions, crops, thumbnails),
             calibrations=calibrations,
             decider=decider,
         )

@@ -3,7 +3,8 @@
 Each pass: re-read which models made the rows, reconcile when another process
 changed them (readiness only reports it), rebuild when tombstones pile up or
 IVF can train, snapshot when due, and on the first pass sweep crop files that
-no row refers to (left by a crash between writing a crop and committing).
+no row refers to (left by a crash between writing a crop and committing), and
+the thumbnails of crops no row refers to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from app.gallery.crops import CropStore
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.store import EntryStore
+from app.gallery.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +28,14 @@ class Maintenance:
         lifecycle: IndexLifecycle,
         store: EntryStore,
         crops: CropStore,
+        thumbnails: Thumbnails,
         interval_s: float,
         snapshot_interval_s: float,
     ) -> None:
         self._lifecycle = lifecycle
         self._store = store
         self._crops = crops
+        self._thumbnails = thumbnails
         self.interval_s = interval_s
         self.snapshot_interval_s = snapshot_interval_s
         self._last_snapshot_at = time.monotonic()
@@ -49,6 +53,7 @@ class Maintenance:
             self._last_snapshot_at = time.monotonic()
         if not self._swept:
             self._crops.sweep_orphans(self._store.referenced_hashes)
+            self._thumbnails.sweep_orphans(self._store.referenced_hashes)
             self._swept = True
 
     async def loop(self) -> None:

@@ -1,7 +1,8 @@
-"""Read-only views of the gallery: entries, identities, and stored crops.
+"""Read-only views of the gallery: entries, identities, stored crops and their thumbnails.
 
 These never touch the index: the database is the truth, so a listing or an
 identity's summary is exactly what is committed, whatever the index holds.
+(A thumbnail's first read writes it to its cache; nothing else is written.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import GalleryEntry
 from app.gallery.crops import CropStore
 from app.gallery.errors import CropMissing, EntryNotFound, IdentityNotFound
+from app.gallery.thumbnails import Thumbnails, ThumbnailSize
+from model.preprocessing import ImageDecodeError
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,12 @@ class IdentityRecord(IdentityCounts):
 
 
 class GalleryReads:
-    def __init__(self, sessions: sessionmaker[Session], crops: CropStore) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], crops: CropStore, thumbnails: Thumbnails
+    ) -> None:
         self._sessions = sessions
         self._crops = crops
+        self._thumbnails = thumbnails
 
     def entry(self, entry_id: int) -> GalleryEntry:
         with self._sessions() as session:
@@ -54,6 +60,28 @@ class GalleryReads:
             raise CropMissing(
                 f"the crop of entry {entry_id} is missing from the data directory"
             ) from error
+
+    def thumbnail(self, entry_id: int, size: ThumbnailSize) -> bytes:
+        """A JPEG of the entry's crop fitting inside size x size, from the cache when there."""
+        entry = self.entry(entry_id)
+        try:
+            data = self._thumbnails.get(entry.sha256, size, self._holds)
+        except FileNotFoundError as error:
+            raise CropMissing(
+                f"the crop of entry {entry_id} is missing from the data directory"
+            ) from error
+        except ImageDecodeError as error:
+            raise CropMissing(
+                f"the stored crop of entry {entry_id} no longer decodes ({error})"
+            ) from error
+        if data is None:
+            raise EntryNotFound(f"gallery entry {entry_id} was deleted")
+        return data
+
+    def _holds(self, sha256: str) -> bool:
+        with self._sessions() as session:
+            statement = select(GalleryEntry.id).where(GalleryEntry.sha256 == sha256).limit(1)
+            return session.scalar(statement) is not None
 
     def entries(
         self, *, identity: str | None, camera: str | None, after_id: int, limit: int

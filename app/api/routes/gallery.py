@@ -26,6 +26,7 @@ from app.api.schemas import (
 )
 from app.api.uploads import read_uploads
 from app.gallery.entry_fields import EntryFields, check_camera, check_identity
+from app.gallery.thumbnails import ThumbnailSize
 
 router = APIRouter(tags=["gallery"])
 
@@ -172,6 +173,41 @@ async def get_entry_image(entry_id: EntryId, gallery: GalleryDep) -> Response:
         data,
         media_type=_MEDIA_TYPES.get(entry.image_format, "application/octet-stream"),
         headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get(
+    "/gallery/{entry_id}/thumbnail",
+    dependencies=[READ],
+    summary="A JPEG thumbnail of the stored crop, cached server-side",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}},
+        **error_responses(
+            *AUTH_CODES,
+            "validation_error",
+            "entry_not_found",
+            "image_not_found",
+            "database_unavailable",
+        ),
+    },
+)
+async def get_entry_thumbnail(
+    entry_id: EntryId,
+    gallery: GalleryDep,
+    size: Annotated[
+        ThumbnailSize, Query(description="fits inside size x size, aspect kept, never enlarged")
+    ] = ThumbnailSize.MEDIUM,
+) -> Response:
+    """Rendered on its first request and cached until the entry is deleted.
+
+    Entry ids are never reused, so a client may cache the answer as well.
+    """
+    data = await asyncio.to_thread(gallery.reads.thumbnail, entry_id, size)
+    return Response(
+        data,
+        media_type="image/jpeg",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
     )
 
 
