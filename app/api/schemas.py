@@ -215,8 +215,9 @@ class EvaluationStatus(BaseModel):
     model_version: str
     params: dict[str, Any]
     result: dict[str, Any] | None = Field(
-        description="once succeeded: metrics (mAP, mINP, rank1/5/10, cmc), counts and timings; "
-        "for site_calibration the fitted calibration, the probe split and operating points"
+        description="once succeeded: metrics (mAP, mINP, rank1/5/10, cmc), counts and timings "
+        "(labelled_queries: also ranked_lists, the first queries' best entries); for "
+        "site_calibration the fitted calibration, the probe split and operating points"
     )
     error: ErrorBody | None
     created_at: datetime

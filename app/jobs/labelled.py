@@ -3,6 +3,7 @@
 The gallery's identities and cameras are strings; the shared evaluator wants
 integer labels, so both sides are coded through one table per kind. A query
 without a camera must never count as "same camera" as any gallery entry.
+The result also lists the first queries' best entries (``ranked_lists``) for drawing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.inference.decoding import Upload
 from app.jobs.errors import InvalidLabels, JobFailed
 from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
+from app.jobs.ranked_lists import ranked_lists
 from app.jobs.ranking_options import RankingOptions
 from model.evaluation.metrics import compute_reid_metrics
 
@@ -161,6 +163,9 @@ async def run(
             "queries_without_gallery_identity": unmatched,
         },
         "skipped": skipped[:MAX_LISTED_SKIPS],
+        "ranked_lists": await asyncio.to_thread(
+            ranked_lists, query.features, query.kept, labels, loaded
+        ),
         "timings": {
             "embed_s": round(embed_s, 3),
             "metrics_s": round(time.perf_counter() - started, 3),

@@ -181,6 +181,44 @@ def test_labelled_queries_against_the_live_gallery(service: ServiceHandle) -> No
         assert result["counts"]["undecodable_skipped"] == 1
         assert result["skipped"] == [{"file": "q_3.jpg", "code": "invalid_image"}]
 
+        # The decoded queries' best entries, by plain cosine: what /query scores.
+        lists = result["ranked_lists"]
+        assert [(row["file"], row["identity"], row["camera"]) for row in lists] == [
+            ("q_0.jpg", "person-1", "cam-b"),
+            ("q_1.jpg", "person-2", "cam-b"),
+            ("q_2.jpg", "person-3", None),
+        ]
+        enrolled = {item["id"]: item["identity"] for item in client.get("/gallery").json()["items"]}
+        for row, image in zip(lists, queries, strict=True):
+            ranked = row["ranked"]
+            assert {hit["entry_id"] for hit in ranked} == set(enrolled)  # 6 < 10: all of them
+            assert [hit["score"] for hit in ranked] == sorted(
+                (hit["score"] for hit in ranked), reverse=True
+            )
+            for hit in ranked:
+                assert hit["identity"] == enrolled[hit["entry_id"]]
+                assert hit["correct"] == (hit["identity"] == row["identity"])
+            answer = client.post("/query", files={"image": ("q.jpg", image, "image/jpeg")})
+            best = answer.json()["results"][0]
+            assert ranked[0]["entry_id"] == best["entry_id"]
+            assert abs(ranked[0]["score"] - best["score"]) < 2e-3
+
+        # Re-ranking changes the metrics' distances, never the listed cosine ranking.
+        reranked = client.post(
+            "/evaluate",
+            files=files("q", *queries),
+            data={
+                "identities": json.dumps(labels),
+                "cameras": json.dumps(["cam-b"] * 3),
+                "rerank": "true",
+            },
+        )
+        assert reranked.status_code == 202, reranked.text
+        rerank_status = wait_for(client, reranked.json()["id"])
+        assert rerank_status["status"] == "succeeded", rerank_status
+        assert rerank_status["result"]["ranking"]["rerank"] is not None
+        assert rerank_status["result"]["ranked_lists"][:2] == lists[:2]
+
 
 def test_job_cut_off_by_a_restart_shows_failed(service: ServiceHandle) -> None:
     with service.client():
