@@ -8,6 +8,11 @@ function entryCount(count) {
   return `${count} ${count === 1 ? "entry" : "entries"}`;
 }
 
+function timeRange(first, last) {
+  if (!first) return "not given";
+  return first === last ? formatTime(first) : `${formatTime(first)} to ${formatTime(last)}`;
+}
+
 function byCamera(entries) {
   const groups = new Map();
   for (const entry of entries) {
@@ -75,9 +80,9 @@ export async function render(view, context, identity) {
     h("dt", {}, "cameras"),
     h("dd", {}, detail.cameras.join(", ") || "—"),
     h("dt", {}, "captured"),
-    h("dd", {}, `${formatTime(detail.first_captured_at)} to ${formatTime(detail.last_captured_at)}`),
+    h("dd", { id: "identity-captured" }, timeRange(detail.first_captured_at, detail.last_captured_at)),
     h("dt", {}, "enrolled"),
-    h("dd", {}, `${formatTime(detail.first_enrolled_at)} to ${formatTime(detail.last_enrolled_at)}`),
+    h("dd", {}, timeRange(detail.first_enrolled_at, detail.last_enrolled_at)),
   );
   view.append(h("h1", {}, detail.identity), header);
   if (context.can("write")) {
