@@ -36,7 +36,8 @@ from app.jobs.errors import JobFailed
 from app.jobs.labelled import QueryLabels
 from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
-from model.evaluation.calibration import Calibration, CalibrationError, fit_calibration
+from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.calibration_fit import fit_calibration
 from model.evaluation.open_set import FPIR_TARGETS, identity_scores, withhold_identities
 
 KIND = "site_calibration"

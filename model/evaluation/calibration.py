@@ -22,31 +22,25 @@ store one threshold but a model with two parts, fitted on labelled data:
    number of independent identities, ``N_eff(N) = size_scale * N^size_exponent``,
    fitted by comparing observed FPIR on random sub-galleries of the calibration set
    with ``p(T)`` (independence is ``size_scale = size_exponent = 1``).
+3. **The entries model**. An identity's score is its best entry's, so an identity with
+   more entries draws more chances at a high impostor score: ``p(T)`` holds for the
+   calibration's ``entries_per_identity`` (its mean, ``m_cal``). A gallery with ``m``
+   entries per identity multiplies the effective count by ``(m / m_cal)^entries_exponent``,
+   fitted by sub-sampling each calibration identity's entries (0 when it could not be
+   fitted, or for calibrations made before it existed: then entries are not modelled).
 
-``threshold_for(fpir, N)`` solves ``p(T) = 1 - (1 - fpir)^(1 / N_eff(N))``.
+``threshold_for(fpir, N, m)`` solves ``p(T) = 1 - (1 - fpir)^(1 / E)`` with
+``E = N_eff(N) (m / m_cal)^entries_exponent``. The fit is in `calibration_fit`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from model.evaluation.open_set import FPIR_TARGETS
-
-SURVIVAL_LEVELS = 48
-TAIL_FRACTION = 0.05  # the top 5% of impostor scores shape the extrapolated tail
-MIN_TAIL_SAMPLES = 20
-MIN_IMPOSTOR_SCORES = 50
-# A sub-gallery size enters the size fit at a threshold only with this many false matches
-# observed, and while FPIR stays below this level (above it FPIR saturates towards 1).
-MIN_SIZE_FIT_EVENTS = 20
-MAX_SIZE_FIT_FPIR = 0.5
-SIZE_FIT_REPEATS = 16
 
 
 class CalibrationError(ValueError):
@@ -61,7 +55,8 @@ class Calibration:
     probe's best identity must reach, in a gallery of ``gallery_identities``. For any
     other size use `threshold_for`; to check an operating point, `false_positive_rate`.
     ``counts`` says how much data it rests on (``impostor_scores``, ``nonmated_probes``,
-    ``mated_probes``, ``enrolled_identities``, ``withheld_identities``, ``size_fit_points``).
+    ``mated_probes``, ``enrolled_identities``, ``withheld_identities``, ``size_fit_points``,
+    ``entries_fit_points``).
     """
 
     gallery_identities: int
@@ -74,6 +69,8 @@ class Calibration:
     tail_curvature: float  # c, per squared unit of score
     size_scale: float = 1.0
     size_exponent: float = 1.0
+    entries_per_identity: float = 1.0  # m_cal: mean entries per enrolled calibration identity
+    entries_exponent: float = 0.0  # 0: entries per identity not modelled
     counts: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,6 +90,10 @@ class Calibration:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise CalibrationError(f"{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.entries_per_identity) and self.entries_per_identity >= 1):
+            raise CalibrationError("entries_per_identity must be a number >= 1")
+        if not (math.isfinite(self.entries_exponent) and 0 <= self.entries_exponent <= 1):
+            raise CalibrationError("entries_exponent must be a number in [0, 1]")
         rate, curvature = self.tail_rate, self.tail_curvature
         if not (math.isfinite(rate) and math.isfinite(curvature) and rate >= 0 and curvature >= 0):
             raise CalibrationError("tail_rate and tail_curvature must be finite and >= 0")
@@ -114,26 +115,45 @@ class Calibration:
         tail = np.exp(-(self.tail_rate * x + self.tail_curvature * x * x))
         return np.where(t <= self.tail_start, body, self.tail_probability * tail)
 
-    def effective_identities(self, gallery_identities: int) -> float:
-        """``N_eff(N)``: how many independent identities a gallery of N acts like."""
+    def effective_identities(
+        self, gallery_identities: int, entries_per_identity: float | None = None
+    ) -> float:
+        """How many independent identities a gallery of N, with ``entries_per_identity``
+        entries each (default: as many as in the calibration), acts like."""
         _check_positive_int("gallery_identities", gallery_identities)
-        return self.size_scale * gallery_identities**self.size_exponent
+        effective = self.size_scale * gallery_identities**self.size_exponent
+        if entries_per_identity is None or self.entries_exponent == 0:
+            return effective
+        if not (math.isfinite(entries_per_identity) and entries_per_identity >= 1):
+            raise CalibrationError(
+                f"entries_per_identity must be a number >= 1, got {entries_per_identity!r}"
+            )
+        ratio = entries_per_identity / self.entries_per_identity
+        return effective * ratio**self.entries_exponent
 
-    def false_positive_rate(self, threshold: float, gallery_identities: int) -> float:
-        """Predicted FPIR at ``threshold`` in a gallery of ``gallery_identities`` identities."""
+    def false_positive_rate(
+        self, threshold: float, gallery_identities: int, entries_per_identity: float | None = None
+    ) -> float:
+        """Predicted FPIR at ``threshold`` in a gallery of ``gallery_identities`` identities
+        holding ``entries_per_identity`` entries each on average."""
         p = float(self.impostor_survival(threshold))
-        exponent = self.effective_identities(gallery_identities)
+        exponent = self.effective_identities(gallery_identities, entries_per_identity)
         return float(-np.expm1(exponent * np.log1p(-min(p, 1.0 - 1e-16))))
 
-    def threshold_for(self, fpir: float, gallery_identities: int) -> float:
+    def threshold_for(
+        self, fpir: float, gallery_identities: int, entries_per_identity: float | None = None
+    ) -> float:
         """The lowest threshold whose predicted FPIR is ``fpir`` at this gallery size.
 
         A value above 1 (the largest cosine similarity) means no threshold can keep the
-        promise at this size: every probe would be decided ``unknown``.
+        promise at this size: every probe would be decided ``unknown``. Passing the mean
+        ``entries_per_identity`` for a gallery whose identities hold different numbers of
+        entries errs towards fewer false matches (the entries term is concave for an
+        exponent below 1).
         """
         if isinstance(fpir, bool) or not 0.0 < float(fpir) < 1.0:
             raise CalibrationError(f"fpir must be in (0, 1), got {fpir!r}")
-        exponent = self.effective_identities(gallery_identities)
+        exponent = self.effective_identities(gallery_identities, entries_per_identity)
         target = float(-np.expm1(np.log1p(-fpir) / exponent))  # 1 - (1 - f)^(1/N_eff)
         return self._score_at_survival(target)
 
@@ -162,12 +182,17 @@ class Calibration:
             "tail_curvature": self.tail_curvature,
             "size_scale": self.size_scale,
             "size_exponent": self.size_exponent,
+            "entries_per_identity": self.entries_per_identity,
+            "entries_exponent": self.entries_exponent,
             "counts": dict(self.counts),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Calibration:
-        """Validate JSON data; any problem is a `CalibrationError` naming the key."""
+        """Validate JSON data; any problem is a `CalibrationError` naming the key.
+
+        Calibrations written before the entries model lack its two keys: they load with
+        entries not modelled, as they were fitted."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be a JSON object, got {type(data).__name__}")
         names = {
@@ -181,9 +206,13 @@ class Calibration:
             "tail_curvature",
             "size_scale",
             "size_exponent",
+            "entries_per_identity",
+            "entries_exponent",
             "counts",
         }
-        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        optional = {"entries_per_identity", "entries_exponent"}
+        missing = sorted(names - optional - set(data))
+        unknown = sorted(set(data) - names)
         if missing or unknown:
             raise CalibrationError(
                 f"calibration keys: missing {missing or 'none'}, unknown {unknown or 'none'}"
@@ -197,7 +226,7 @@ class Calibration:
         for key in ("tail_start", "tail_probability", "tail_rate", "tail_curvature"):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
-        for key in ("size_scale", "size_exponent"):
+        for key in ("size_scale", "size_exponent", *optional.intersection(data)):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
         if not all(map(_is_number, data["thresholds"].values())):
@@ -213,6 +242,8 @@ class Calibration:
             tail_curvature=float(data["tail_curvature"]),
             size_scale=float(data["size_scale"]),
             size_exponent=float(data["size_exponent"]),
+            entries_per_identity=float(data.get("entries_per_identity", 1.0)),
+            entries_exponent=float(data.get("entries_exponent", 0.0)),
             counts=dict(data["counts"]),
         )
 
@@ -236,141 +267,3 @@ def _check_positive_int(name: str, value: Any) -> None:
 def _check_count(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CalibrationError(f"{name} must be a count (integer >= 0), got {value!r}")
-
-
-def fit_calibration(
-    nonmated_scores: np.ndarray,
-    *,
-    gallery_identities: int | None = None,
-    targets: tuple[float, ...] = FPIR_TARGETS,
-    mated_probes: int = 0,
-    withheld_identities: int = 0,
-    seed: int = 0,
-) -> Calibration:
-    """Fit the tail and size models on a (non-mated probe x enrolled identity) score matrix.
-
-    ``gallery_identities`` is the size the stated ``thresholds`` are for (default: the
-    matrix's identity count); the other counts are recorded for provenance.
-    """
-    matrix = np.asarray(nonmated_scores, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
-        raise CalibrationError(
-            f"need a non-empty (non-mated probes, identities) score matrix, got {matrix.shape}"
-        )
-    if not np.isfinite(matrix).all():
-        raise CalibrationError("impostor scores must be finite")
-    if matrix.size < MIN_IMPOSTOR_SCORES:
-        raise CalibrationError(
-            f"only {matrix.size} impostor scores ({matrix.shape[0]} non-mated probes x "
-            f"{matrix.shape[1]} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
-        )
-    probes, identities = matrix.shape
-    levels, survival, rate, curvature = _fit_tail(matrix.ravel())
-    tail = Calibration(
-        gallery_identities=gallery_identities or identities,
-        thresholds={},
-        survival_scores=levels,
-        survival=survival,
-        tail_start=levels[-1],
-        tail_probability=survival[-1],
-        tail_rate=rate,
-        tail_curvature=curvature,
-    )
-    size_scale, size_exponent, points = _fit_size_model(matrix, tail, seed)
-    partial = dataclasses.replace(
-        tail,
-        size_scale=size_scale,
-        size_exponent=size_exponent,
-        counts={
-            "impostor_scores": int(matrix.size),
-            "nonmated_probes": probes,
-            "mated_probes": mated_probes,
-            "enrolled_identities": identities,
-            "withheld_identities": withheld_identities,
-            "size_fit_points": points,
-        },
-    )
-    thresholds = {
-        str(target): partial.threshold_for(target, partial.gallery_identities) for target in targets
-    }
-    return dataclasses.replace(partial, thresholds=thresholds)
-
-
-def _fit_tail(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
-    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond."""
-    ordered = np.sort(values)[::-1]  # descending: ordered[k - 1] is reached by k scores
-    count = len(ordered)
-    tail_count = min(count - 1, max(MIN_TAIL_SAMPLES, round(TAIL_FRACTION * count)))
-    ranks = np.unique(np.geomspace(tail_count, count, SURVIVAL_LEVELS).round().astype(int))
-    levels = ordered[ranks - 1][::-1]
-    survival = (ranks / count)[::-1]
-    levels, keep = np.unique(levels, return_index=True)  # tied scores: keep the largest survival
-    survival = np.array([survival[i] for i in keep])
-    # Order statistic k (1-based, descending) has survival k / count: fit
-    # -log(survival / p_u) = r x + c x^2 through the origin, by least squares with r, c >= 0.
-    x = ordered[:tail_count] - levels[-1]
-    y = np.log(tail_count / np.arange(1, tail_count + 1))
-    if not (x > 0).any():
-        raise CalibrationError(
-            "the highest impostor scores are all equal, so their tail cannot be modelled "
-            "(collapsed embeddings?)"
-        )
-    rate, curvature = _nonnegative_fit(x, y)
-    return tuple(map(float, levels)), tuple(map(float, survival)), rate, curvature
-
-
-def _nonnegative_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares ``y = r x + c x^2`` with ``r, c >= 0`` (two parameters: check the edges)."""
-    design = np.stack([x, x * x], axis=1)
-    (rate, curvature), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if rate >= 0 and curvature >= 0:
-        return float(rate), float(curvature)
-    candidates = [(float(x @ y / (x @ x)), 0.0), (0.0, float((x * x) @ y / ((x * x) @ (x * x))))]
-    return min(
-        candidates,
-        key=lambda rc: float(((design @ np.array(rc)) - y) @ ((design @ np.array(rc)) - y)),
-    )
-
-
-def _fit_size_model(matrix: np.ndarray, tail: Calibration, seed: int) -> tuple[float, float, int]:
-    """Fit ``N_eff(n) = scale * n^exponent`` on random sub-galleries of the calibration set.
-
-    For sub-gallery sizes ``n`` from 1 to all identities, each non-mated probe's best
-    score over ``n`` random identities is observed; at every threshold with enough false
-    matches, ``N_eff = log(1 - FPIR_n) / log(1 - p(T))``. A least-squares line through
-    ``(log n, log N_eff)`` gives the model. With fewer than two usable sizes there is
-    nothing to fit, and independence (1, 1) is kept; ``size_fit_points`` = 0 says so.
-    """
-    identities = matrix.shape[1]
-    rng = np.random.default_rng(seed)
-    sizes = np.unique(np.geomspace(1, identities, 8).round().astype(int))
-    # Thresholds across the whole observed tail, where the operating points lie: from
-    # the median down to the score only MIN_SIZE_FIT_EVENTS impostor scores reach.
-    ordered = np.sort(matrix.ravel())[::-1]
-    rarest = min(len(ordered), MIN_SIZE_FIT_EVENTS)
-    ranks = np.unique(np.geomspace(rarest, len(ordered) / 2, 32).round().astype(int))
-    thresholds = ordered[ranks - 1]
-    p = ranks / len(ordered)
-    xs: list[float] = []
-    ys: list[float] = []
-    for size in sizes:
-        repeats = 1 if size == identities else SIZE_FIT_REPEATS
-        best = np.stack(
-            [
-                matrix[:, rng.choice(identities, size, replace=False)].max(axis=1)
-                for _ in range(repeats)
-            ]
-        ).ravel()
-        ordered = np.sort(best)
-        events = len(ordered) - np.searchsorted(ordered, thresholds, side="left")
-        fpir = events / len(ordered)
-        usable = (events >= MIN_SIZE_FIT_EVENTS * repeats) & (fpir <= MAX_SIZE_FIT_FPIR) & (p < 1)
-        for rate, chance in zip(fpir[usable], p[usable], strict=True):
-            xs.append(math.log(size))
-            ys.append(math.log(math.log1p(-rate) / math.log1p(-chance)))
-    if len(set(xs)) < 2:
-        return 1.0, 1.0, 0
-    exponent, intercept = np.polyfit(np.asarray(xs), np.asarray(ys), 1)
-    if not exponent > 0:
-        return 1.0, 1.0, 0
-    return float(math.exp(intercept)), float(exponent), len(xs)

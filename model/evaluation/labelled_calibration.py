@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.evaluation.calibration import Calibration, CalibrationError, fit_calibration
+from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.calibration_fit import fit_calibration
 from model.evaluation.open_set import (
     DEFAULT_WITHHELD_FRACTION,
     ArrayLike,

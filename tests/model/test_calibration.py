@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from model.evaluation.calibration import Calibration, CalibrationError, fit_calibration
+from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.calibration_fit import fit_calibration
 from model.evaluation.labelled_calibration import calibrate_labelled_set, gallery_probe_split
 
 SD = 0.1

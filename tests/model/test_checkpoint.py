@@ -241,7 +241,7 @@ def test_foreign_safetensors_file(saved: Path) -> None:
 def _calibration():
     import numpy as np
 
-    from model.evaluation.calibration import fit_calibration
+    from model.evaluation.calibration_fit import fit_calibration
 
     return fit_calibration(np.random.default_rng(0).normal(0.0, 0.1, size=(40, 10)))
 

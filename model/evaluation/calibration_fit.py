@@ -1,0 +1,257 @@
+"""Fitting a `Calibration`: the impostor tail, the size model and the entries model.
+
+Everything is fitted on the scores of **non-mated** probes (people not enrolled)
+against the enrolled identities of a labelled set, scored the way ``POST /query``
+scores: an identity's best entry. The size and entries models are both fitted the
+same way, by sub-sampling the calibration gallery (identities for the one, each
+identity's entries for the other) and reading how FPIR grows against ``p(T)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.open_set import FPIR_TARGETS
+
+SURVIVAL_LEVELS = 48
+TAIL_FRACTION = 0.05  # the top 5% of impostor scores shape the extrapolated tail
+MIN_TAIL_SAMPLES = 20
+MIN_IMPOSTOR_SCORES = 50
+# A sub-gallery enters the size and entries fits at a threshold only with this many false
+# matches observed, and while FPIR stays below this level (above it FPIR saturates to 1).
+MIN_SIZE_FIT_EVENTS = 20
+MAX_SIZE_FIT_FPIR = 0.5
+SIZE_FIT_REPEATS = 16
+ENTRIES_FIT_REPEATS = 8
+
+
+@dataclass(frozen=True)
+class EntryScores:
+    """The same non-mated probes' scores against every enrolled *entry*, for the entries fit.
+
+    ``scores`` is (probes, entries); ``identity`` gives each entry's column in the
+    probe-by-identity matrix (0 .. identities - 1), so ``scores[:, identity == j].max(1)``
+    is that matrix's column ``j``.
+    """
+
+    scores: np.ndarray
+    identity: np.ndarray
+
+
+def fit_calibration(
+    nonmated_scores: np.ndarray,
+    *,
+    gallery_identities: int | None = None,
+    targets: tuple[float, ...] = FPIR_TARGETS,
+    mated_probes: int = 0,
+    withheld_identities: int = 0,
+    entries: EntryScores | None = None,
+    seed: int = 0,
+) -> Calibration:
+    """Fit the tail and size models on a (non-mated probe x enrolled identity) score matrix,
+    and the entries model on ``entries`` when given (else entries are not modelled).
+
+    ``gallery_identities`` is the size the stated ``thresholds`` are for (default: the
+    matrix's identity count); the other counts are recorded for provenance.
+    """
+    matrix = np.asarray(nonmated_scores, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise CalibrationError(
+            f"need a non-empty (non-mated probes, identities) score matrix, got {matrix.shape}"
+        )
+    if not np.isfinite(matrix).all():
+        raise CalibrationError("impostor scores must be finite")
+    if matrix.size < MIN_IMPOSTOR_SCORES:
+        raise CalibrationError(
+            f"only {matrix.size} impostor scores ({matrix.shape[0]} non-mated probes x "
+            f"{matrix.shape[1]} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
+        )
+    probes, identities = matrix.shape
+    levels, survival, rate, curvature = _fit_tail(matrix.ravel())
+    tail = Calibration(
+        gallery_identities=gallery_identities or identities,
+        thresholds={},
+        survival_scores=levels,
+        survival=survival,
+        tail_start=levels[-1],
+        tail_probability=survival[-1],
+        tail_rate=rate,
+        tail_curvature=curvature,
+    )
+    size_scale, size_exponent, points = _fit_size_model(matrix, seed)
+    sized = dataclasses.replace(tail, size_scale=size_scale, size_exponent=size_exponent)
+    per_identity, entries_exponent, entries_points = (
+        _fit_entries_model(entries, matrix, sized, seed) if entries else (1.0, 0.0, 0)
+    )
+    partial = dataclasses.replace(
+        sized,
+        entries_per_identity=per_identity,
+        entries_exponent=entries_exponent,
+        counts={
+            "impostor_scores": int(matrix.size),
+            "nonmated_probes": probes,
+            "mated_probes": mated_probes,
+            "enrolled_identities": identities,
+            "withheld_identities": withheld_identities,
+            "size_fit_points": points,
+            "entries_fit_points": entries_points,
+        },
+    )
+    thresholds = {
+        str(target): partial.threshold_for(target, partial.gallery_identities) for target in targets
+    }
+    return dataclasses.replace(partial, thresholds=thresholds)
+
+
+def _fit_tail(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
+    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond."""
+    ordered = np.sort(values)[::-1]  # descending: ordered[k - 1] is reached by k scores
+    count = len(ordered)
+    tail_count = min(count - 1, max(MIN_TAIL_SAMPLES, round(TAIL_FRACTION * count)))
+    ranks = np.unique(np.geomspace(tail_count, count, SURVIVAL_LEVELS).round().astype(int))
+    levels = ordered[ranks - 1][::-1]
+    survival = (ranks / count)[::-1]
+    levels, keep = np.unique(levels, return_index=True)  # tied scores: keep the largest survival
+    survival = np.array([survival[i] for i in keep])
+    # Order statistic k (1-based, descending) has survival k / count: fit
+    # -log(survival / p_u) = r x + c x^2 through the origin, by least squares with r, c >= 0.
+    x = ordered[:tail_count] - levels[-1]
+    y = np.log(tail_count / np.arange(1, tail_count + 1))
+    if not (x > 0).any():
+        raise CalibrationError(
+            "the highest impostor scores are all equal, so their tail cannot be modelled "
+            "(collapsed embeddings?)"
+        )
+    rate, curvature = _nonnegative_fit(x, y)
+    return tuple(map(float, levels)), tuple(map(float, survival)), rate, curvature
+
+
+def _nonnegative_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least squares ``y = r x + c x^2`` with ``r, c >= 0`` (two parameters: check the edges)."""
+    design = np.stack([x, x * x], axis=1)
+    (rate, curvature), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if rate >= 0 and curvature >= 0:
+        return float(rate), float(curvature)
+    candidates = [(float(x @ y / (x @ x)), 0.0), (0.0, float((x * x) @ y / ((x * x) @ (x * x))))]
+    return min(
+        candidates,
+        key=lambda rc: float(((design @ np.array(rc)) - y) @ ((design @ np.array(rc)) - y)),
+    )
+
+
+def _fit_size_model(matrix: np.ndarray, seed: int) -> tuple[float, float, int]:
+    """Fit ``N_eff(n) = scale * n^exponent`` on random sub-galleries of the calibration set.
+
+    For sub-gallery sizes ``n`` from 1 to all identities, each non-mated probe's best
+    score over ``n`` random identities is observed; at every threshold with enough false
+    matches, ``N_eff = log(1 - FPIR_n) / log(1 - p(T))``. A least-squares line through
+    ``(log n, log N_eff)`` gives the model. With fewer than two usable sizes there is
+    nothing to fit, and independence (1, 1) is kept; ``size_fit_points`` = 0 says so.
+    """
+    identities = matrix.shape[1]
+    rng = np.random.default_rng(seed)
+    sizes = np.unique(np.geomspace(1, identities, 8).round().astype(int))
+    thresholds, p = _fit_thresholds(matrix)
+    xs: list[float] = []
+    ys: list[float] = []
+    for size in sizes:
+        repeats = 1 if size == identities else SIZE_FIT_REPEATS
+        best = np.stack(
+            [
+                matrix[:, rng.choice(identities, size, replace=False)].max(axis=1)
+                for _ in range(repeats)
+            ]
+        ).ravel()
+        effective = _effective_counts(best, thresholds, p, repeats=repeats)
+        usable = np.isfinite(effective)
+        xs.extend([math.log(size)] * int(usable.sum()))
+        ys.extend(np.log(effective[usable]).tolist())
+    if len(set(xs)) < 2:
+        return 1.0, 1.0, 0
+    exponent, intercept = np.polyfit(np.asarray(xs), np.asarray(ys), 1)
+    if not exponent > 0:
+        return 1.0, 1.0, 0
+    return float(math.exp(intercept)), float(exponent), len(xs)
+
+
+def _fit_thresholds(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds across the whole observed tail, where the operating points lie (from the
+    median down to the score only MIN_SIZE_FIT_EVENTS impostor scores reach), with the
+    empirical per-identity survival ``p`` at each."""
+    ordered = np.sort(matrix.ravel())[::-1]
+    rarest = min(len(ordered), MIN_SIZE_FIT_EVENTS)
+    ranks = np.unique(np.geomspace(rarest, len(ordered) / 2, 32).round().astype(int))
+    return ordered[ranks - 1], ranks / len(ordered)
+
+
+def _fit_entries_model(
+    entries: EntryScores, matrix: np.ndarray, sized: Calibration, seed: int
+) -> tuple[float, float, int]:
+    """Fit ``(m / m_cal)^exponent`` by keeping at most ``m`` random entries per identity.
+
+    At each threshold with enough false matches, the effective count of identities is
+    ``E = log(1 - FPIR) / log(1 - p(T))``. For each ``m`` from 1 to the largest
+    identity's entry count, each probe's best score over the kept entries of all
+    identities gives ``E_m``; ``log(E_m / E_all)`` against ``log(mean kept / m_cal)`` is
+    a line through the origin whose slope, clipped to [0, 1], is the exponent. Returns
+    ``(m_cal, exponent, points)``; with no usable point the exponent stays 0.
+    """
+    scores = np.asarray(entries.scores, dtype=np.float32)
+    owner = np.asarray(entries.identity)
+    probes, identities = matrix.shape
+    if scores.shape != (probes, len(owner)) or len(owner) == 0:
+        raise CalibrationError("entry scores need the same probes and one identity per entry")
+    if set(np.unique(owner).tolist()) != set(range(identities)):
+        raise CalibrationError("every enrolled identity needs at least one entry score")
+    counts = np.bincount(owner, minlength=identities)
+    per_identity = float(counts.mean())
+    thresholds, p = _fit_thresholds(matrix)
+    all_entries = _effective_counts(matrix.max(axis=1), thresholds, p, repeats=1)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(owner == j) for j in range(identities)]
+    xs: list[float] = []
+    ys: list[float] = []
+    for size in np.unique(np.geomspace(1, counts.max(), 6).round().astype(int)):
+        kept = float(np.minimum(counts, size).mean())
+        if kept == per_identity:
+            continue  # every entry kept: that is E_all itself
+        best = np.concatenate(
+            [
+                scores[:, _some_entries(members, size, rng)].max(axis=1)
+                for _ in range(ENTRIES_FIT_REPEATS)
+            ]
+        )
+        subsampled = _effective_counts(best, thresholds, p, repeats=ENTRIES_FIT_REPEATS)
+        usable = np.isfinite(subsampled) & np.isfinite(all_entries)
+        xs.extend([math.log(kept / per_identity)] * int(usable.sum()))
+        ys.extend(np.log(subsampled[usable] / all_entries[usable]).tolist())
+    if not xs:
+        return per_identity, 0.0, 0
+    x, y = np.asarray(xs), np.asarray(ys)
+    return per_identity, float(np.clip((x @ y) / (x @ x), 0.0, 1.0)), len(xs)
+
+
+def _effective_counts(
+    best: np.ndarray, thresholds: np.ndarray, p: np.ndarray, *, repeats: int
+) -> np.ndarray:
+    """``log(1 - FPIR) / log(1 - p)`` at each threshold, from probes' best scores; NaN where
+    too few false matches were seen or FPIR is near saturation to say."""
+    ordered = np.sort(best)
+    events = len(ordered) - np.searchsorted(ordered, thresholds, side="left")
+    fpir = events / len(ordered)
+    usable = (events >= MIN_SIZE_FIT_EVENTS * repeats) & (fpir <= MAX_SIZE_FIT_FPIR) & (p < 1)
+    counts = np.full(len(thresholds), np.nan)
+    counts[usable] = np.log1p(-fpir[usable]) / np.log1p(-p[usable])
+    return counts
+
+
+def _some_entries(members: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``size`` random entry columns of every identity."""
+    return np.concatenate(
+        [rng.choice(rows, min(size, len(rows)), replace=False) for rows in members]
+    )
