@@ -11,7 +11,8 @@ gallery size N, N test identities are enrolled (a seeded choice) and the queries
 others are the non-mated probes, scored the way ``POST /query`` scores (best entry per
 identity; ``0000`` distractors left out, same-camera entries of a mated probe's own
 identity excluded). The card's threshold for each target FPIR at that N is applied and
-the observed FPIR and FNIR are reported, averaged over the seeds, as JSON lines.
+the observed FPIR and FNIR are reported, averaged over the seeds, as JSON lines. The
+threshold is asked for the enrolled identities' mean entries too (the entries model).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from model.checkpoint import CheckpointError, read_model_card
 from model.evaluation.layouts.records import DISTRACTOR_PID
 from model.evaluation.open_set import (
     FPIR_TARGETS,
+    entries_per_enrolled_identity,
     identity_scores,
     split_open_set,
     withhold_identities,
@@ -83,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 gallery_pids, (identities - size) / identities, seed=seed
             )
             split = split_open_set(scores, arrays["query_pids"], withheld)
+            entries = entries_per_enrolled_identity(gallery_pids, withheld)
             for target in FPIR_TARGETS:
-                threshold = calibration.threshold_for(target, split.gallery_identities)
+                threshold = calibration.threshold_for(target, split.gallery_identities, entries)
                 rows[target].append(
                     (
                         threshold,

@@ -20,6 +20,7 @@ from model.evaluation.layouts.records import DISTRACTOR_PID
 from model.evaluation.open_set import (
     FPIR_TARGETS,
     det_curve,
+    entries_per_enrolled_identity,
     identity_scores,
     open_set_summary,
     operating_point,
@@ -61,8 +62,10 @@ def open_set_report(
         "calibrated": None,
     }
     if calibration is not None:
+        entries = entries_per_enrolled_identity(gallery_pids, withheld)
+        report["entries_per_identity"] = entries
         report["calibrated"] = [
-            _calibrated_point(split, calibration, target) for target in FPIR_TARGETS
+            _calibrated_point(split, calibration, target, entries) for target in FPIR_TARGETS
         ]
     if plot_dir is not None:
         points = [operating_point(split, target) for target in FPIR_TARGETS]
@@ -74,9 +77,11 @@ def open_set_report(
     return report
 
 
-def _calibrated_point(split: Any, calibration: Calibration, target: float) -> dict[str, Any]:
+def _calibrated_point(
+    split: Any, calibration: Calibration, target: float, entries_per_identity: float
+) -> dict[str, Any]:
     """The promised FPIR at this gallery's size, and what the threshold gives here."""
-    threshold = calibration.threshold_for(target, split.gallery_identities)
+    threshold = calibration.threshold_for(target, split.gallery_identities, entries_per_identity)
     observed = float(split.fpir(threshold))
     return {
         "target_fpir": target,

@@ -46,6 +46,13 @@ class DecisionBody(BaseModel):
         "(min_score aside): the gallery size the threshold is for",
         examples=[120],
     )
+    gallery_entries: int | None = Field(
+        ge=0,
+        description="the entries those identities hold: with gallery_identities, the "
+        "entries per identity the threshold is for (more entries, more chances of an "
+        "impostor match)",
+        examples=[2400],
+    )
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionBody:
@@ -57,6 +64,7 @@ class DecisionBody(BaseModel):
             false_positive_rate=decision.false_positive_rate,
             calibration=decision.calibration,
             gallery_identities=decision.gallery_identities,
+            gallery_entries=decision.gallery_entries,
         )
 
 

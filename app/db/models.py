@@ -83,7 +83,7 @@ class GalleryEntry(Base):
         Index("ix_gallery_entries_identity_id", "identity", "id"),
         Index("ix_gallery_entries_camera_id", "camera", "id"),
         # Covers the open-set decision's count of the identities a query's filters leave
-        # (EntryStore.identity_count), so it reads this index alone, never the wide rows.
+        # (EntryStore.admitted_counts), so it reads this index alone, never the wide rows.
         Index(
             "ix_gallery_entries_model_version_identity_camera_captured_at",
             "model_version",

@@ -2,13 +2,14 @@
 
 The best identity's score ``>= T`` is a ``match`` with that identity, anything else
 is ``unknown``. ``T`` comes from the calibration in force
-(``Calibration.threshold_for(fpir, N)``) and keeps the promised false-positive
+(``Calibration.threshold_for(fpir, N, m)``) and keeps the promised false-positive
 identification rate (the share of people not in the gallery decided ``match``) in a
-gallery of ``N`` identities. ``N`` is the *effective* gallery: the identities with at
-least one entry the query's camera and time filters admit, because those are all a
-probe is compared with. Fewer identities in play give fewer chances of an impostor
-match, so a smaller ``N`` rightly gives a lower threshold. ``min_score`` does not
-change ``N`` or the decision: it only shortens the ranked list.
+gallery of ``N`` identities holding ``m`` entries each on average. ``N`` and ``m`` are
+the *effective* gallery's: the identities with at least one entry the query's camera
+and time filters admit, and those entries, because those are all a probe is compared
+with. Fewer identities or entries in play give fewer chances of an impostor match, so
+they rightly give a lower threshold. ``min_score`` does not change the effective
+gallery or the decision: it only shortens the ranked list.
 
 No candidate at all (``N = 0``) is ``unknown`` with no threshold: nobody is there to
 match. Without any calibration the answer is ``uncalibrated``: a bare cosine says
@@ -25,7 +26,7 @@ import numpy as np
 
 from app.gallery.calibrations import Calibrations, InForce, Source
 from app.gallery.search import GallerySearch, IdentityMatch, QueryFilters
-from app.gallery.store import EntryStore
+from app.gallery.store import AdmittedCounts, EntryStore
 from model.evaluation.open_set import FPIR_TARGETS
 
 Status = Literal["match", "unknown", "uncalibrated"]
@@ -40,9 +41,10 @@ class Decision:
     false_positive_rate: float | None  # what that threshold promises at this gallery size
     calibration: Source | None
     gallery_identities: int | None  # N, the effective gallery the threshold is for
+    gallery_entries: int | None  # the entries those N identities hold
 
 
-UNCALIBRATED = Decision("uncalibrated", None, None, None, None, None, None)
+UNCALIBRATED = Decision("uncalibrated", None, None, None, None, None, None, None)
 
 # GET /calibration's curve: FPIR from 50% down to 0.01%, geometrically spaced.
 CURVE_RATES = tuple(float(rate) for rate in np.geomspace(0.5, 1e-4, 25))
@@ -79,20 +81,28 @@ class OpenSetDecider:
     def overview(self) -> Overview:
         """Thresholds and curve of the calibration in force at the current gallery size."""
         in_force = self.in_force()
-        identities = self._store.identity_count()
+        counts = self._store.admitted_counts()
         thresholds: list[OperatingPoint] = []
         curve: list[OperatingPoint] = []
-        if in_force is not None and identities > 0:
-            threshold = in_force.calibration.threshold_for
+        if in_force is not None and counts.identities > 0:
+            calibration = in_force.calibration
             thresholds, curve = (
-                [OperatingPoint(rate, threshold(rate, identities)) for rate in rates]
+                [
+                    OperatingPoint(
+                        rate,
+                        calibration.threshold_for(
+                            rate, counts.identities, counts.entries_per_identity
+                        ),
+                    )
+                    for rate in rates
+                ]
                 for rates in (FPIR_TARGETS, CURVE_RATES)
             )
-        return Overview(in_force, self._store.model_version, identities, thresholds, curve)
+        return Overview(in_force, self._store.model_version, counts.identities, thresholds, curve)
 
-    def effective_identities(self, filters: QueryFilters) -> int:
-        """How many identities the filters leave a probe to be compared with."""
-        return self._store.identity_count(
+    def effective_gallery(self, filters: QueryFilters) -> AdmittedCounts:
+        """How many identities, and entries, the filters leave a probe to be compared with."""
+        return self._store.admitted_counts(
             exclude_camera=filters.camera if filters.exclude_same_camera else None,
             captured_after=filters.captured_after,
             captured_before=filters.captured_before,
@@ -105,14 +115,15 @@ class OpenSetDecider:
         filters: QueryFilters,
         in_force: InForce,
         fpir: float,
-        identities: int,
+        gallery: AdmittedCounts,
     ) -> Decision:
-        """The decision for one probe, given its ranking and the effective gallery size."""
-        if identities == 0:
-            return Decision("unknown", None, None, None, None, in_force.source, 0)
+        """The decision for one probe, given its ranking and the effective gallery."""
+        if gallery.identities == 0:
+            return Decision("unknown", None, None, None, None, in_force.source, 0, 0)
         calibration = in_force.calibration
-        threshold = calibration.threshold_for(fpir, identities)
-        promised = calibration.false_positive_rate(threshold, identities)
+        size, entries = gallery.identities, gallery.entries_per_identity
+        threshold = calibration.threshold_for(fpir, size, entries)
+        promised = calibration.false_positive_rate(threshold, size, entries)
         best = ranked[0] if ranked else self._best_ignoring_min_score(query, filters)
         matched = best is not None and best.score >= threshold
         return Decision(
@@ -122,7 +133,8 @@ class OpenSetDecider:
             threshold=threshold,
             false_positive_rate=promised,
             calibration=in_force.source,
-            gallery_identities=identities,
+            gallery_identities=gallery.identities,
+            gallery_entries=gallery.entries,
         )
 
     def _best_ignoring_min_score(

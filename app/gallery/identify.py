@@ -124,11 +124,11 @@ class Identifier:
         if in_force is None:
             ranked = await asyncio.to_thread(self._search.rank, embedding, top_k, filters)
             return ranked, UNCALIBRATED
-        matches, identities = await asyncio.gather(
+        matches, gallery = await asyncio.gather(
             asyncio.to_thread(self._search.rank, embedding, top_k, filters),
-            asyncio.to_thread(self._decider.effective_identities, filters),
+            asyncio.to_thread(self._decider.effective_gallery, filters),
         )
         decision = await asyncio.to_thread(
-            self._decider.decide, embedding, matches, filters, in_force, fpir, identities
+            self._decider.decide, embedding, matches, filters, in_force, fpir, gallery
         )
         return matches, decision

@@ -26,6 +26,17 @@ _ID_CHUNK = 1000
 _VECTOR_CHUNK = 20_000
 
 
+class AdmittedCounts(NamedTuple):
+    """The effective gallery of a query: identities its filters leave, and their entries."""
+
+    identities: int
+    entries: int
+
+    @property
+    def entries_per_identity(self) -> float | None:
+        return self.entries / self.identities if self.identities else None
+
+
 class EntryLabel(NamedTuple):
     """What a search needs to know about an entry besides its vector.
 
@@ -140,20 +151,21 @@ class EntryStore:
             found.update({row[0]: EntryLabel(*row) for row in rows})
         return found
 
-    def identity_count(
+    def admitted_counts(
         self,
         *,
         exclude_camera: str | None = None,
         captured_after: datetime | None = None,
         captured_before: datetime | None = None,
-    ) -> int:
-        """Identities with at least one of this model's entries that these filters admit.
+    ) -> AdmittedCounts:
+        """Identities with at least one of this model's entries that these filters admit,
+        and how many entries they hold.
 
         The size of the gallery a query is really compared with, which sets its
         open-set threshold. The rules are a query's (``QueryFilters.admits``): an entry
         without a camera is never the excluded camera's; a time window keeps only
-        entries captured inside it. ``DISTINCT`` in a subquery, not ``COUNT(DISTINCT)``,
-        so PostgreSQL may hash-aggregate or walk the identity index.
+        entries captured inside it. Grouped in a subquery, so PostgreSQL may
+        hash-aggregate or walk the covering identity index.
         """
         conditions = [GalleryEntry.model_version == self.model_version]
         if exclude_camera is not None:
@@ -164,9 +176,16 @@ class EntryStore:
             conditions.append(GalleryEntry.captured_at >= captured_after)
         if captured_before is not None:
             conditions.append(GalleryEntry.captured_at <= captured_before)
-        identities = select(GalleryEntry.identity).where(*conditions).distinct().subquery()
+        per_identity = (
+            select(GalleryEntry.identity, func.count().label("entries"))
+            .where(*conditions)
+            .group_by(GalleryEntry.identity)
+            .subquery()
+        )
+        totals = select(func.count(), func.coalesce(func.sum(per_identity.c.entries), 0))
         with self.sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(identities)) or 0)
+            identities, entries = session.execute(totals.select_from(per_identity)).one()
+        return AdmittedCounts(int(identities), int(entries))
 
     # ----------------------------------------------------------------- writes
     def holders(self, hashes: Iterable[str]) -> dict[str, GalleryEntry]:

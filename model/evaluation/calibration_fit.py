@@ -14,9 +14,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from model.evaluation.calibration import Calibration, CalibrationError
-from model.evaluation.open_set import FPIR_TARGETS
+from model.evaluation.open_set import FPIR_TARGETS, ArrayLike
 
 SURVIVAL_LEVELS = 48
 TAIL_FRACTION = 0.05  # the top 5% of impostor scores shape the extrapolated tail
@@ -30,17 +32,37 @@ SIZE_FIT_REPEATS = 16
 ENTRIES_FIT_REPEATS = 8
 
 
+MAX_ENTRY_PAIRS = 2**25  # probe-by-entry scores kept for the entries fit (128 MiB float32)
+
+
 @dataclass(frozen=True)
 class EntryScores:
-    """The same non-mated probes' scores against every enrolled *entry*, for the entries fit.
+    """Non-mated probes' scores against every enrolled *entry*, for the entries fit.
 
-    ``scores`` is (probes, entries); ``identity`` gives each entry's column in the
-    probe-by-identity matrix (0 .. identities - 1), so ``scores[:, identity == j].max(1)``
-    is that matrix's column ``j``.
+    ``scores`` is (probes, entries): the probe-by-identity matrix's probes, or a random
+    subset of them when all would not fit in memory. ``identity`` gives each entry's
+    column in that matrix (0 .. identities - 1).
     """
 
     scores: np.ndarray
     identity: np.ndarray
+
+
+def entry_scores(
+    probe_features: ArrayLike, gallery_features: ArrayLike, gallery_pids: ArrayLike, *, seed: int
+) -> EntryScores:
+    """Cosine scores of (at most ``MAX_ENTRY_PAIRS`` // entries random) probes against
+    every gallery entry, each entry's identity numbered like `identity_scores` numbers
+    its columns (sorted pids)."""
+    probes = F.normalize(torch.as_tensor(probe_features).float(), dim=1)
+    gallery = F.normalize(torch.as_tensor(gallery_features).float(), dim=1)
+    pids = np.asarray(gallery_pids)
+    _, owner = np.unique(pids, return_inverse=True)
+    keep = max(1, MAX_ENTRY_PAIRS // max(1, len(pids)))
+    if len(probes) > keep:
+        rows = np.sort(np.random.default_rng(seed).choice(len(probes), keep, replace=False))
+        probes = probes[torch.from_numpy(rows)]
+    return EntryScores((probes @ gallery.T).numpy(), owner.astype(np.int64))
 
 
 def fit_calibration(
@@ -194,7 +216,8 @@ def _fit_entries_model(
 ) -> tuple[float, float, int]:
     """Fit ``(m / m_cal)^exponent`` by keeping at most ``m`` random entries per identity.
 
-    At each threshold with enough false matches, the effective count of identities is
+    The thresholds and ``p(T)`` are the probe-by-identity ``matrix``'s; at each threshold
+    with enough false matches, the effective count of identities is
     ``E = log(1 - FPIR) / log(1 - p(T))``. For each ``m`` from 1 to the largest
     identity's entry count, each probe's best score over the kept entries of all
     identities gives ``E_m``; ``log(E_m / E_all)`` against ``log(mean kept / m_cal)`` is
@@ -203,15 +226,15 @@ def _fit_entries_model(
     """
     scores = np.asarray(entries.scores, dtype=np.float32)
     owner = np.asarray(entries.identity)
-    probes, identities = matrix.shape
-    if scores.shape != (probes, len(owner)) or len(owner) == 0:
-        raise CalibrationError("entry scores need the same probes and one identity per entry")
+    identities = matrix.shape[1]
+    if scores.ndim != 2 or scores.shape[1] != len(owner) or scores.size == 0:
+        raise CalibrationError("entry scores need probes and one identity per entry")
     if set(np.unique(owner).tolist()) != set(range(identities)):
         raise CalibrationError("every enrolled identity needs at least one entry score")
     counts = np.bincount(owner, minlength=identities)
     per_identity = float(counts.mean())
     thresholds, p = _fit_thresholds(matrix)
-    all_entries = _effective_counts(matrix.max(axis=1), thresholds, p, repeats=1)
+    all_entries = _effective_counts(scores.max(axis=1), thresholds, p, repeats=1)
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(owner == j) for j in range(identities)]
     xs: list[float] = []

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from model.evaluation.calibration import Calibration, CalibrationError
-from model.evaluation.calibration_fit import fit_calibration
+from model.evaluation.calibration_fit import entry_scores, fit_calibration
 from model.evaluation.open_set import (
     DEFAULT_WITHHELD_FRACTION,
     ArrayLike,
@@ -78,9 +78,16 @@ def calibrate_labelled_set(
         labels[gallery_rows],
     )
     nonmated = np.isin(labels[probe_rows], withheld)
+    entries = entry_scores(
+        matrix[torch.from_numpy(probe_rows[nonmated])],
+        matrix[torch.from_numpy(gallery_rows)],
+        labels[gallery_rows],
+        seed=seed,
+    )
     return fit_calibration(
         scores.scores[nonmated],
         gallery_identities=gallery_identities,
+        entries=entries,
         mated_probes=int((~nonmated).sum()),
         withheld_identities=len(withheld),
         seed=seed,

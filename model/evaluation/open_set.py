@@ -182,6 +182,16 @@ def _fraction_at_least(values: np.ndarray, threshold: float | np.ndarray) -> np.
     )
 
 
+def entries_per_enrolled_identity(gallery_pids: ArrayLike, withheld: ArrayLike) -> float:
+    """Mean entries per identity left enrolled: with ``gallery_identities``, the gallery
+    a calibrated threshold is asked for (``Calibration.threshold_for``)."""
+    pids = np.asarray(gallery_pids)
+    enrolled = pids[~np.isin(pids, np.asarray(withheld))]
+    if not len(enrolled):
+        raise ValueError("every gallery identity is withheld: nothing is left enrolled")
+    return len(enrolled) / len(np.unique(enrolled))
+
+
 def split_open_set(
     scores: IdentityScores, query_pids: ArrayLike, withheld: ArrayLike
 ) -> OpenSetScores:

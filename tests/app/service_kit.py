@@ -100,7 +100,7 @@ def known_calibration() -> Calibration:
     )
 
 
-def known_threshold(fpir: float, identities: int) -> float:
+def known_threshold(fpir: float, identities: float) -> float:
     """Solves ``1 - (1 - p(T))^N = fpir`` for the known calibration, independently of it."""
     p = 1.0 - (1.0 - fpir) ** (1.0 / identities)
     return math.log(0.5 / p) / KNOWN_TAIL_RATE

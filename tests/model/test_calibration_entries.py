@@ -120,10 +120,8 @@ def test_entry_scores_must_match_the_identity_matrix(independent_entries: np.nda
     missing_one = np.repeat(np.arange(IDENTITIES), ENTRIES) % (IDENTITIES - 1)
     with pytest.raises(CalibrationError, match="every enrolled identity"):
         fit_calibration(identity_scores, entries=EntryScores(independent_entries, missing_one))
-    with pytest.raises(CalibrationError, match="same probes"):
+    with pytest.raises(CalibrationError, match="one identity per entry"):
         fit_calibration(
             identity_scores,
-            entries=EntryScores(
-                independent_entries[:10], np.repeat(np.arange(IDENTITIES), ENTRIES)
-            ),
+            entries=EntryScores(independent_entries[:, :10], np.arange(IDENTITIES)),
         )

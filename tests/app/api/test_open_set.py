@@ -7,6 +7,8 @@ applies is checked against arithmetic that does not go through the calibration c
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,14 @@ from service_kit import (
     ServiceHandle,
     assert_error,
     files,
+    known_calibration,
     known_rate,
     known_threshold,
     person_jpeg,
 )
 
 from app.settings import Settings
+from model.checkpoint import read_model_card, write_model_card
 
 DECISION_KEYS = {
     "status",
@@ -33,6 +37,7 @@ DECISION_KEYS = {
     "false_positive_rate",
     "calibration",
     "gallery_identities",
+    "gallery_entries",
 }
 
 
@@ -85,6 +90,7 @@ def test_an_empty_gallery_is_unknown(calibrated: ServiceHandle) -> None:
         "false_positive_rate": None,
         "calibration": "model",
         "gallery_identities": 0,
+        "gallery_entries": 0,
     }
 
 
@@ -149,6 +155,47 @@ def test_the_threshold_is_for_the_identities_the_filters_leave(calibrated: Servi
                 assert decision["threshold"] == pytest.approx(expected, abs=1e-9), fields
                 assert decision["false_positive_rate"] == pytest.approx(0.05, rel=1e-6)
                 assert {r["identity"] for r in body["results"]} <= {"a", "b", "c"}
+
+
+@pytest.fixture
+def entries_calibrated(
+    make_service: Callable[..., ServiceHandle], checkpoint: Path, tmp_path: Path
+) -> ServiceHandle:
+    """``known_calibration`` made with 2 entries per identity, entries independent (exponent
+    1): a gallery holding m entries per identity acts like N m / 2 independent identities."""
+    directory = tmp_path / "entries-calibrated"
+    shutil.copytree(checkpoint, directory)
+    card = read_model_card(directory)
+    card.calibration = dataclasses.replace(
+        known_calibration(), entries_per_identity=2.0, entries_exponent=1.0
+    )
+    write_model_card(directory, card)
+    return make_service(model_path=directory)
+
+
+def test_the_threshold_is_for_the_entries_the_filters_leave(
+    entries_calibrated: ServiceHandle,
+) -> None:
+    with entries_calibrated.client() as client:
+        enroll(client, "a", 1, camera="c1")  # 2 entries
+        shots = [person_jpeg(2, 1, shot, seed=5) for shot in range(6)]
+        response = client.post(
+            "/gallery", data={"identity": "b", "camera": "c2"}, files=files("b", *shots)
+        )
+        assert response.status_code == 201
+        for fields, identities, entries in [
+            ({}, 2, 8),  # 4 entries per identity: like 2 x 4 / 2 = 4 independent ones
+            ({"camera": "c2", "exclude_same_camera": "true"}, 1, 2),  # a's 2: like 1
+        ]:
+            decision = query(client, 1, max_false_positive_rate=0.05, **fields)["decision"]
+            assert (decision["gallery_identities"], decision["gallery_entries"]) == (
+                identities,
+                entries,
+            )
+            effective = identities * (entries / identities) / 2
+            expected = known_threshold(0.05, effective)
+            assert decision["threshold"] == pytest.approx(expected, abs=1e-9), fields
+            assert decision["false_positive_rate"] == pytest.approx(0.05, rel=1e-6)
 
 
 def test_min_score_above_the_threshold_does_not_change_the_decision(
