@@ -37,7 +37,7 @@ from app.jobs.labelled import QueryLabels
 from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
 from model.evaluation.calibration import Calibration, CalibrationError
-from model.evaluation.calibration_fit import fit_calibration
+from model.evaluation.calibration_fit import entry_scores, fit_calibration
 from model.evaluation.open_set import FPIR_TARGETS, identity_scores, withhold_identities
 
 KIND = "site_calibration"
@@ -138,10 +138,12 @@ def _fit(
         )
     owner_codes = np.array([codes[owner] for owner in owners], dtype=np.int64)
     scores = identity_scores(probes, gallery[scored], owner_codes[scored])
+    entries = entry_scores(probes[nonmated], gallery[scored], owner_codes[scored], seed=SEED)
     try:
         calibration = fit_calibration(
             scores.scores[nonmated],
             gallery_identities=len(enrolled),
+            entries=entries,
             mated_probes=split["mated_probes"],
             withheld_identities=len(withheld),
             seed=SEED,
@@ -156,6 +158,8 @@ def _fit(
             "counts": dict(calibration.counts),
             "size_scale": calibration.size_scale,
             "size_exponent": calibration.size_exponent,
+            "entries_per_identity": calibration.entries_per_identity,
+            "entries_exponent": calibration.entries_exponent,
         },
         "split": split,
         "operating_points": _operating_points(calibration, scores, nonmated, probe_codes),
