@@ -179,7 +179,8 @@ def _operating_points(
     size = len(scores.identities)
     points = []
     for target in FPIR_TARGETS:
-        threshold = calibration.threshold_for(target, size)
+        # m_cal is the scored gallery's own mean entries per identity
+        threshold = calibration.threshold_for(target, size, calibration.entries_per_identity)
         decided = best_score >= threshold
         points.append(
             {
