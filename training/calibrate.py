@@ -45,7 +45,7 @@ BATCH_SIZE = 64
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.calibrate",
-        description="Fit open-set thresholds (FPIR 10%%, 1%%, 0.1%%, for any gallery size) "
+        description="Fit open-set thresholds (FPIR 10%, 1%, 0.1%, for any gallery size) "
         "for a checkpoint on a labelled set and write them into its model card.",
     )
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="DIR")

@@ -39,3 +39,5 @@ def test_help_is_usage_and_nothing_else(module: str) -> None:
     assert result.stdout.startswith("usage:")
     assert result.stderr == ""
     assert "Traceback" not in result.stdout and not result.stdout.rstrip().endswith("null")
+    # argparse %-formats help= strings but not a description: "%%" there shows as is
+    assert "%%" not in result.stdout
