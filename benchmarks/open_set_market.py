@@ -25,15 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from model.checkpoint import CheckpointError, read_model_card
-from model.evaluation.layouts.records import DISTRACTOR_PID
 from model.evaluation.open_set import (
     FPIR_TARGETS,
     entries_per_enrolled_identity,
-    identity_scores,
     split_open_set,
     withhold_identities,
 )
 from training.feature_files import load_feature_file
+from training.open_set_report import query_identity_scores
 
 
 def _integers(text: str) -> list[int]:
@@ -65,16 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays = load_feature_file(args.features)
     except ValueError as error:
         parser.error(f"--features: {error}")
-    keep = arrays["gallery_pids"] != DISTRACTOR_PID
-    gallery_pids = arrays["gallery_pids"][keep]
-    scores = identity_scores(
-        arrays["query_features"],
-        arrays["gallery_features"][keep],
-        gallery_pids,
-        query_pids=arrays["query_pids"],
-        query_camids=arrays["query_camids"],
-        gallery_camids=arrays["gallery_camids"][keep],
-    )
+    gallery_pids, scores = query_identity_scores(arrays)
     identities = len(np.unique(gallery_pids))
     for size in args.sizes:
         if not 0 < size < identities:

@@ -19,6 +19,7 @@ from model.evaluation.calibration import Calibration
 from model.evaluation.layouts.records import DISTRACTOR_PID
 from model.evaluation.open_set import (
     FPIR_TARGETS,
+    IdentityScores,
     det_curve,
     entries_per_enrolled_identity,
     identity_scores,
@@ -33,6 +34,23 @@ DET_FILE = "det.png"
 HISTOGRAM_FILE = "open_set_scores.png"
 
 
+def query_identity_scores(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, IdentityScores]:
+    """The gallery's pids without ``0000`` distractors (many people under one label), and
+    every query's score against each of its identities, the closed-set protocol's
+    same-camera rule applied to a query's own identity."""
+    keep = arrays["gallery_pids"] != DISTRACTOR_PID
+    gallery_pids = arrays["gallery_pids"][keep]
+    scores = identity_scores(
+        arrays["query_features"],
+        arrays["gallery_features"][keep],
+        gallery_pids,
+        query_pids=arrays["query_pids"],
+        query_camids=arrays["query_camids"],
+        gallery_camids=arrays["gallery_camids"][keep],
+    )
+    return gallery_pids, scores
+
+
 def open_set_report(
     arrays: dict[str, np.ndarray],
     *,
@@ -42,17 +60,8 @@ def open_set_report(
     plot_dir: Path | None,
 ) -> dict[str, Any]:
     """FNIR at FPIR 10%/1%/0.1%, DIR at rank 1, the calibration check; ValueError if undefined."""
-    keep = arrays["gallery_pids"] != DISTRACTOR_PID
-    gallery_pids = arrays["gallery_pids"][keep]
+    gallery_pids, scores = query_identity_scores(arrays)
     withheld = withhold_identities(gallery_pids, withheld_fraction, seed=seed)
-    scores = identity_scores(
-        arrays["query_features"],
-        arrays["gallery_features"][keep],
-        gallery_pids,
-        query_pids=arrays["query_pids"],
-        query_camids=arrays["query_camids"],
-        gallery_camids=arrays["gallery_camids"][keep],
-    )
     split = split_open_set(scores, arrays["query_pids"], withheld)
     report: dict[str, Any] = {
         **open_set_summary(split),

@@ -35,16 +35,7 @@ class CropStore:
         path = self.path_for(sha256)
         if path.exists():
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{sha256}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomically(path, data)
         return True
 
     def get(self, sha256: str) -> bytes:
@@ -94,3 +85,18 @@ class CropStore:
         if removed:
             log.info("removed %d orphaned crop file(s)", removed)
         return removed
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` durably so a reader sees no file or the whole one, even after a crash;
+    concurrent writers of the same content are safe (each renames its own temporary)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

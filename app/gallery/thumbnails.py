@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
 
 from PIL import Image
 
-from app.gallery.crops import CropStore
+from app.gallery.crops import CropStore, write_atomically
 from model.preprocessing import decode_image
 
 log = logging.getLogger(__name__)
@@ -83,7 +81,7 @@ class Thumbnails:
             pass
         data = render_thumbnail(self._crops.get(sha256), int(size))
         try:
-            self._write(path, data)
+            write_atomically(path, data)
         except OSError as error:  # a cache that cannot be written still serves the thumbnail
             log.warning("could not cache thumbnail %s: %s", path.name, error)
             return data
@@ -91,19 +89,6 @@ class Thumbnails:
             path.unlink(missing_ok=True)
             return None
         return data
-
-    def _write(self, path: Path, data: bytes) -> None:
-        """Atomically: a reader sees no file or the whole one, even after a crash."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
 
     def delete(self, sha256s: Iterable[str]) -> int:
         """Remove every size of each crop's thumbnail; returns how many files were removed."""
