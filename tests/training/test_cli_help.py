@@ -41,3 +41,16 @@ def test_help_is_usage_and_nothing_else(module: str) -> None:
     assert "Traceback" not in result.stdout and not result.stdout.rstrip().endswith("null")
     # argparse %-formats help= strings but not a description: "%%" there shows as is
     assert "%%" not in result.stdout
+
+
+def test_the_demo_script_answers_help_without_training() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/demo.py", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: make demo") and "--run-dir" in result.stdout
+    assert result.stderr == ""
