@@ -31,6 +31,14 @@ from app.gallery.thumbnails import ThumbnailSize
 router = APIRouter(tags=["gallery"])
 
 EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="gallery entry id")]
+# What the two image routes (the crop and its thumbnail) may answer besides the image.
+_IMAGE_ROUTE_CODES = (
+    *AUTH_CODES,
+    "validation_error",
+    "entry_not_found",
+    "image_not_found",
+    "database_unavailable",
+)
 _MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
@@ -158,13 +166,7 @@ async def get_entry(entry_id: EntryId, gallery: GalleryDep) -> Entry:
     response_class=Response,
     responses={
         200: {"content": {mime: {} for mime in _MEDIA_TYPES.values()}},
-        **error_responses(
-            *AUTH_CODES,
-            "validation_error",
-            "entry_not_found",
-            "image_not_found",
-            "database_unavailable",
-        ),
+        **error_responses(*_IMAGE_ROUTE_CODES),
     },
 )
 async def get_entry_image(entry_id: EntryId, gallery: GalleryDep) -> Response:
@@ -183,13 +185,7 @@ async def get_entry_image(entry_id: EntryId, gallery: GalleryDep) -> Response:
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}}},
-        **error_responses(
-            *AUTH_CODES,
-            "validation_error",
-            "entry_not_found",
-            "image_not_found",
-            "database_unavailable",
-        ),
+        **error_responses(*_IMAGE_ROUTE_CODES),
     },
 )
 async def get_entry_thumbnail(
