@@ -3,13 +3,17 @@
 ``alembic upgrade head`` migrates the database named by REID_DATABASE_URL (or
 the default SQLite file under REID_DATA_DIR). The service calls the same
 migrations in-process, passing its open connection in ``config.attributes``.
+
+On PostgreSQL the migration holds an advisory lock until it commits, so replicas
+that start together (``docker compose up --scale api=3``) migrate one at a time:
+the first upgrades, the others wait and then find the schema at head.
 """
 
 from __future__ import annotations
 
 from logging.config import fileConfig
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from alembic import context
 from app.db.engine import create_db_engine
@@ -18,6 +22,7 @@ from app.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
+_MIGRATION_LOCK = 0x7265696473636865  # any constant: ASCII "reidsche"
 
 
 def _run(connection: Connection) -> None:
@@ -28,6 +33,8 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -4,7 +4,8 @@ With no API keys configured, binding anything but a loopback address would
 hand the gallery (biometric data) to the whole network, so it is refused
 (exit 2) unless REID_ALLOW_UNAUTHENTICATED=true says it is deliberate. One
 worker process: the index and the batcher live in the process, and one
-process per GPU is what the batcher wants.
+process per GPU is what the batcher wants. On SQLite, a second process on the same
+database is refused here (exit 2) with the reason, before the model is loaded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.api.middleware import is_loopback
+from app.db.single_process import DatabaseInUse, SingleProcessLock
 from app.settings import Settings
 
 
@@ -38,6 +40,14 @@ def main() -> int:
             )
             return 2
         print("WARNING: serving WITHOUT authentication on a non-loopback address", file=sys.stderr)
+    if settings.sqlite_file is not None:
+        probe = SingleProcessLock(settings.sqlite_file)
+        try:
+            probe.acquire()
+        except DatabaseInUse as error:
+            print(f"refusing to start: {error}", file=sys.stderr)
+            return 2
+        probe.release()  # the service takes it for good at start-up
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

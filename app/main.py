@@ -67,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     services.batcher.start()
     maintenance = asyncio.create_task(services.maintenance.loop(), name="maintenance")
+    following = asyncio.create_task(services.replication.run(), name="replication")
     if not settings.auth_enabled:
         log.warning(
             "no API keys configured: only loopback clients are served%s",
@@ -77,9 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        maintenance.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await maintenance
+        for task in (following, maintenance):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await services.evaluations.shutdown()
         await asyncio.to_thread(close_services, services)
 

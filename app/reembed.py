@@ -6,9 +6,9 @@ cannot be compared with new queries; the service refuses to mix them (409
 another model, embeds it with the configured one (same settings as the
 service, so run it with the service's environment) and updates the row. Rows
 are committed in batches, so an interrupted run can simply be started again.
-Stop the service first, or restart it afterwards: it rebuilds its index from
-the re-embedded rows. Rows are read and written through the gallery's own
-store, so they are serialised exactly as the service writes them.
+Each batch's commit is in the change log, so running replicas follow it. Rows
+are read and written through the gallery's own store, so they are serialised
+exactly as the service writes them.
 
 Exit status: 0 when every entry now matches the model; 1 when some crops
 were missing (listed; delete those entries, or pass --delete-missing); 2 on a
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         store = EntryStore(
             session_factory(engine), model_version=embedder.version, dim=embedder.dim
         )
-        crops = CropStore(settings.crops_dir)
+        crops = CropStore(settings.crop_store_dir)
         version = embedder.version
         total = store.count_other_models()
         log.info("%d entries to re-embed with model %s", total, version)
@@ -92,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(len(rows))
     finally:
         engine.dispose()
-    # Any snapshot describes the old vectors; the service would rebuild anyway.
-    settings.snapshot_path.unlink(missing_ok=True)
     if missing and not args.delete_missing:
         print(
             f"{len(missing)} entr{'y' if len(missing) == 1 else 'ies'} kept the old embedding "

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from app.db.engine import open_database, session_factory
+from app.db.notifications import Notifications
+from app.db.single_process import SingleProcessLock
 from app.gallery import Gallery
+from app.gallery.change_log import CHANNEL
 from app.gallery.crops import CropStore
 from app.gallery.maintenance import Maintenance
+from app.gallery.replicas import ReplicaRegistry
 from app.gallery.thumbnails import Thumbnails
 from app.index.spec import IndexSpec
 from app.inference.batcher import DynamicBatcher
@@ -25,6 +29,7 @@ from app.jobs.job_store import JobStore
 from app.jobs.members import MemberEmbedder
 from app.jobs.runner import EvaluationRunner
 from app.jobs.zipcheck import ZipLimits
+from app.replication import ReplicaLoop
 from app.settings import Settings
 from app.telemetry import Telemetry
 
@@ -43,6 +48,8 @@ class Services:
     gallery: Gallery
     maintenance: Maintenance
     evaluations: EvaluationRunner
+    replication: ReplicaLoop
+    single_process: SingleProcessLock | None
 
 
 def build_services(
@@ -50,7 +57,16 @@ def build_services(
 ) -> Services:
     """Blocking start-up: database, migrations, model, index (snapshot or rebuild)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_database(settings)
+    single_process = None
+    if settings.sqlite_file is not None:
+        single_process = SingleProcessLock(settings.sqlite_file)
+        single_process.acquire()
+    try:
+        engine = open_database(settings)
+    except BaseException:
+        if single_process is not None:
+            single_process.release()
+        raise
     try:
         sessions = session_factory(engine)
         embedder = embedder or load_embedder(settings)
@@ -63,7 +79,8 @@ def build_services(
             max_wait_ms=settings.batch_max_wait_ms,
             telemetry=telemetry,
         )
-        crops = CropStore(settings.crops_dir)
+        replica_id = settings.resolved_replica_id
+        crops = CropStore(settings.crop_store_dir)
         thumbnails = Thumbnails(settings.thumbnails_dir, crops)
         gallery = Gallery.build(
             sessions,
@@ -79,12 +96,15 @@ def build_services(
             model_calibration=embedder.card.calibration,
         )
         gallery.lifecycle.open()
+        registry = ReplicaRegistry(sessions, replica_id=replica_id, model_version=embedder.version)
+        registry.register(gallery.lifecycle.follower.applied, gallery.lifecycle.snapshot_seq)
         gallery.calibrations.load()
         if gallery.lifecycle.versions.foreign:
             log.error("%s", gallery.lifecycle.versions.mismatch_message())
         zip_limits = settings.section(ZipLimits)
+        jobs = JobStore(sessions, replica_id=replica_id)
         evaluations = EvaluationRunner(
-            JobStore(sessions),
+            jobs,
             jobs_dir=settings.jobs_dir,
             gallery=gallery,
             embedder=MemberEmbedder(
@@ -103,6 +123,8 @@ def build_services(
             log.warning("marked %d interrupted evaluation job(s) as failed", interrupted)
     except BaseException:
         engine.dispose()
+        if single_process is not None:
+            single_process.release()
         raise
     return Services(
         settings=settings,
@@ -122,11 +144,20 @@ def build_services(
             snapshot_interval_s=settings.snapshot_interval_s,
         ),
         evaluations=evaluations,
+        replication=ReplicaLoop(
+            lifecycle=gallery.lifecycle,
+            notifications=Notifications(engine, CHANNEL),
+            registry=registry,
+            jobs=jobs,
+            settings=settings,
+        ),
+        single_process=single_process,
     )
 
 
 def close_services(services: Services) -> None:
     """Blocking shutdown: stop inference, persist the index, release connections."""
+    services.replication.close()
     services.batcher.stop()
     services.decoder.close()
     try:
@@ -134,3 +165,5 @@ def close_services(services: Services) -> None:
     except OSError:
         log.exception("could not write the index snapshot at shutdown")
     services.engine.dispose()
+    if services.single_process is not None:
+        services.single_process.release()

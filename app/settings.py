@@ -8,6 +8,8 @@ deployment fails at start-up with the variable's name, not on the first request.
 from __future__ import annotations
 
 import dataclasses
+import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -57,8 +59,11 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     decode_threads: int = Field(default=4, ge=1, le=64)
 
-    # Storage.
+    # Storage. The crop store (crops and their thumbnails) must be one shared volume for
+    # every replica; the data directory may be shared too (each replica's snapshot and
+    # job files are named by its replica id) or be per replica.
     data_dir: Path = Path("reid-data")
+    crops_dir: Path | None = None
     database_url: str | None = None
     auto_migrate: bool | None = None
     db_connect_timeout_s: float = Field(default=30.0, ge=0)
@@ -74,6 +79,13 @@ class Settings(BaseSettings):
     index_compact_fraction: float = Field(default=0.1, gt=0, le=1)
     maintenance_interval_s: float = Field(default=60.0, gt=0)
     snapshot_interval_s: float = Field(default=300.0, gt=0)
+
+    # Replicas: each follows the database's change log (woken by NOTIFY, polling as well).
+    replica_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    change_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    max_replica_lag_s: float = Field(default=10.0, gt=0)
+    replica_silent_after_s: float = Field(default=60.0, gt=0)
+    replica_forget_after_s: float = Field(default=86_400.0, gt=0)
 
     # Request limits.
     max_file_bytes: int = Field(default=10 * MiB, ge=1)
@@ -145,6 +157,14 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, if the database is one (and not in memory)."""
+        if not self.is_sqlite:
+            return None
+        database = self.resolved_database_url.split("///", 1)[-1]
+        return Path(database) if database and database != ":memory:" else None
+
+    @property
     def migrate_on_startup(self) -> bool:
         """SQLite is private to this process, so it migrates itself unless told not to."""
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
@@ -154,17 +174,28 @@ class Settings(BaseSettings):
         return bool(self.api_keys)
 
     @property
-    def crops_dir(self) -> Path:
-        return self.data_dir / "crops"
+    def resolved_replica_id(self) -> str:
+        """This process's name among the replicas: the setting, else the host name
+        (a container's, under Compose), made safe for a file name."""
+        if self.replica_id:
+            return self.replica_id
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.")
+        return (name or "replica")[:128]
+
+    @property
+    def crop_store_dir(self) -> Path:
+        return self.crops_dir or self.data_dir / "crops"
 
     @property
     def thumbnails_dir(self) -> Path:
-        return self.data_dir / "thumbnails"
+        """Beside the crops, so erasing an identity on one replica erases them for all."""
+        return self.crop_store_dir / "thumbnails"
 
     @property
     def jobs_dir(self) -> Path:
-        return self.data_dir / "jobs"
+        """This replica's job uploads: a job runs on the replica that accepted it."""
+        return self.data_dir / "jobs" / self.resolved_replica_id
 
     @property
     def snapshot_path(self) -> Path:
-        return self.data_dir / "index.snapshot"
+        return self.data_dir / "snapshots" / f"{self.resolved_replica_id}.snapshot"

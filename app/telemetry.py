@@ -63,3 +63,28 @@ class Telemetry:
             "Gallery entries deleted (single deletes and erasures).",
             registry=self.registry,
         )
+        self.applied_seq = Gauge(
+            "reid_changes_applied_seq",
+            "The last change-log sequence number this replica's index has applied.",
+            registry=self.registry,
+        )
+        self.head_seq = Gauge(
+            "reid_changes_head_seq",
+            "The database's newest change-log sequence number, when last looked at.",
+            registry=self.registry,
+        )
+        self.lag_changes = Gauge(
+            "reid_replica_lag_changes",
+            "Committed changes this replica's index has not applied yet.",
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "reid_replica_lag_seconds",
+            "How long the oldest change this replica has not applied has been committed.",
+            registry=self.registry,
+        )
+        self.changes_applied = Counter(
+            "reid_changes_applied_total",
+            "Change-log entries this replica has read and applied.",
+            registry=self.registry,
+        )

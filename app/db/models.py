@@ -1,4 +1,5 @@
-"""Database tables: the gallery (source of truth for every vector), jobs, site calibrations.
+"""Database tables: the gallery (source of truth for every vector), its change log and the
+replicas that follow it, jobs, site calibrations.
 
 Alembic migrations in ``alembic/versions`` must describe exactly these tables;
 tests/app/test_migrations.py compares them on SQLite and PostgreSQL.
@@ -112,6 +113,44 @@ class GalleryEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
 
 
+class GalleryChange(Base):
+    """One entry touched by a committed transaction: enrolled, deleted or re-embedded.
+
+    Appended in the same transaction as the row change, and numbered in commit order
+    (writers serialise on a lock for the moment of the append), so a replica that has
+    applied every change up to ``seq`` holds exactly the rows as of that commit. A
+    change says only *which* entry changed: the replica reads the row as it is now,
+    so applying a change twice, or after a later one, gives the same index.
+    """
+
+    __tablename__ = "gallery_changes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    seq: Mapped[int] = mapped_column(EntryId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(EntryId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class Replica(Base):
+    """A service process that follows the change log, as it last reported itself.
+
+    Change-log retention keeps what a live replica's next start needs: the log after
+    its snapshot (``snapshot_seq``), else after what it has applied. A replica
+    silent for longer than the forget bound no longer holds the log back (it
+    rebuilds from the rows when it returns); one silent for a shorter bound has
+    its jobs failed.
+    """
+
+    __tablename__ = "replicas"
+
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    applied_seq: Mapped[int] = mapped_column(BigInteger)
+    snapshot_seq: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class EvaluationJob(Base):
     """An accepted POST /evaluate; survives restarts so its outcome is never lost."""
 
@@ -126,6 +165,8 @@ class EvaluationJob(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The replica that accepted the job and runs it: its uploads are on that replica's disk.
+    replica_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

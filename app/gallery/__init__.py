@@ -9,6 +9,8 @@ One module per job; ``Gallery.build`` wires them over one database and one index
 * ``removal``: delete an entry, erase an identity;
 * ``reads``: listings, identity summaries, stored crops and their ``thumbnails``;
 * ``lifecycle``: the index at start-up (snapshot or rebuild), reconcile, snapshots;
+* ``change_log`` / ``follower`` / ``replicas``: what changed in the rows, in commit order,
+  applied to this replica's index; and which replicas follow the log;
 * ``maintenance``: the periodic pass that keeps the index in step;
 * ``store``: every row-level SQL statement; ``versions``: which model made the rows.
 """
@@ -21,9 +23,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.gallery.calibrations import Calibrations
+from app.gallery.change_log import ChangeLog
 from app.gallery.crops import CropStore
 from app.gallery.decisions import OpenSetDecider
 from app.gallery.enrollment import Enrollment
+from app.gallery.follower import ChangeFollower
 from app.gallery.identify import Identifier
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.live_index import LiveIndex
@@ -80,8 +84,9 @@ class Gallery:
         store = EntryStore(sessions, model_version=model_version, dim=dim)
         spec, gpu = choose_index_device(dim, spec)  # before any GPU index exists
         live = LiveIndex(dim, spec, telemetry)
+        follower = ChangeFollower(ChangeLog(sessions), store, live, telemetry)
         lifecycle = IndexLifecycle(
-            store, live, ModelVersions(store), snapshot_path=snapshot_path, gpu=gpu
+            store, live, ModelVersions(store), follower, snapshot_path=snapshot_path, gpu=gpu
         )
         search = GallerySearch(store=store, live=live, telemetry=telemetry)
         calibrations = Calibrations(

@@ -37,6 +37,11 @@ class LiveIndex:
             self.current.add(ids, vectors)
             self._changed(len(ids))
 
+    def add_missing(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add what the index does not hold yet (a change replayed from the log)."""
+        with self.lock:
+            self._changed(self.current.add_missing(ids, vectors))
+
     def remove(self, ids: Iterable[int]) -> None:
         id_list = list(ids)
         with self.lock:

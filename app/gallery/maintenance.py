@@ -1,7 +1,8 @@
 """Periodic upkeep, the only writer of the index besides the gallery's own operations.
 
-Each pass: re-read which models made the rows, reconcile when another process
-changed them (readiness only reports it), rebuild when tombstones pile up or
+Each pass: re-read which models made the rows, apply the change log and
+reconcile when rows were written behind its back (readiness only reports it),
+rebuild when tombstones pile up or
 IVF can train, snapshot when due, and on the first pass sweep crop files that
 no row refers to (left by a crash between writing a crop and committing), and
 the thumbnails of crops no row refers to.
@@ -45,8 +46,7 @@ class Maintenance:
         """One blocking pass (the loop runs it in a worker thread)."""
         lifecycle = self._lifecycle
         lifecycle.refresh_versions()
-        if not lifecycle.in_step()["ok"]:
-            lifecycle.reconcile()
+        lifecycle.keep_in_step()
         lifecycle.maybe_rebuild()
         if time.monotonic() - self._last_snapshot_at >= self.snapshot_interval_s:
             lifecycle.write_snapshot()

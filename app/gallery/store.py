@@ -3,7 +3,9 @@
 An entry's embedding is stored as float32 bytes beside its dimension and the
 model version that made it; this module is the one place that turns vectors
 into rows and rows back into vectors, for the service, its index and
-``python -m app.reembed`` alike. Bulk reads go through SQLAlchemy Core, not
+``python -m app.reembed`` alike. Every write appends the entries it touched to
+the change log in its own transaction, which is how the other replicas (and this
+one, after a restart) learn of it. Bulk reads go through SQLAlchemy Core, not
 the ORM: ORM row processing doubled the time of a million-row scan.
 """
 
@@ -17,7 +19,8 @@ import numpy as np
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import GalleryEntry
+from app.db.models import GalleryChange, GalleryEntry
+from app.gallery import change_log
 from app.gallery.entry_fields import EntryFields
 from app.index.vector_index import IdVectorChunks
 from app.inference.decoding import DecodedImage
@@ -35,6 +38,14 @@ class AdmittedCounts(NamedTuple):
     @property
     def entries_per_identity(self) -> float | None:
         return self.entries / self.identities if self.identities else None
+
+
+class RowState(NamedTuple):
+    """This model's rows as of one change-log position."""
+
+    count: int
+    max_id: int
+    head: int
 
 
 class EntryLabel(NamedTuple):
@@ -82,15 +93,23 @@ class EntryStore:
             ).all()
         return {version: count for version, count in rows}
 
-    def state(self) -> tuple[int, int]:
-        """(count, max id) of this model's entries."""
+    def state(self) -> RowState:
+        """This model's entries (count, max id) and the change log's head, read together.
+
+        One repeatable-read transaction on PostgreSQL, so the counts are the rows exactly
+        as of that head. SQLite has one process, whose writers wait for the index lock
+        the caller holds.
+        """
         with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            head = session.scalar(select(func.max(GalleryChange.seq)))
             count, max_id = session.execute(
                 select(func.count(), func.max(GalleryEntry.id)).where(
                     GalleryEntry.model_version == self.model_version
                 )
             ).one()
-        return int(count), int(max_id or 0)
+        return RowState(int(count), int(max_id or 0), int(head or 0))
 
     def ids(self) -> np.ndarray:
         """This model's entry ids, sorted."""
@@ -233,6 +252,8 @@ class EntryStore:
         """Commit ``rows`` in one transaction; returns their (ids, vectors) for the index."""
         with self.sessions() as session:
             session.add_all(rows)
+            session.flush()
+            change_log.append(session, (row.id for row in rows))
             session.commit()
         ids = np.array([row.id for row in rows], dtype=np.int64)
         return ids, self.vectors_of(row.embedding for row in rows)
@@ -243,6 +264,7 @@ class EntryStore:
             if entry is None:
                 return None
             session.delete(entry)
+            change_log.append(session, [entry_id])
             session.commit()
         return entry
 
@@ -256,6 +278,7 @@ class EntryStore:
             ).all()
             if rows:
                 session.execute(delete(GalleryEntry).where(GalleryEntry.identity == identity))
+                change_log.append(session, (row[0] for row in rows))
                 session.commit()
         return [(int(row[0]), str(row[1])) for row in rows]
 
@@ -287,6 +310,7 @@ class EntryStore:
     def replace_embeddings(self, vectors: dict[int, np.ndarray], deleted: Sequence[int]) -> None:
         """In one transaction: give entries this model's embeddings and delete others."""
         with self.sessions() as session:
+            changed = list(deleted)
             for entry_id, vector in vectors.items():
                 entry = session.get(GalleryEntry, entry_id)
                 if entry is None:  # deleted meanwhile: nothing to re-embed
@@ -294,6 +318,9 @@ class EntryStore:
                 entry.embedding = vector_bytes(vector)
                 entry.embedding_dim = int(vector.shape[0])
                 entry.model_version = self.model_version
+                changed.append(entry_id)
             if deleted:
                 session.execute(delete(GalleryEntry).where(GalleryEntry.id.in_(list(deleted))))
+            session.flush()
+            change_log.append(session, changed)
             session.commit()

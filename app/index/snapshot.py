@@ -2,20 +2,22 @@
 
 File layout (one file, so it is replaced atomically as a whole)::
 
-    <FAISS index bytes> <header JSON> <header length: u64 LE> <header SHA-256> b"REIDSNP2"
+    <FAISS index bytes> <header JSON> <header length: u64 LE> <header SHA-256> b"REIDSNP3"
 
-The header is the watermark: the gallery state the index was taken from
-(model version, dimension, index structure, live count, highest entry id,
-tombstones) plus the SHA-256 and length of the index bytes. The trailer holds
-the header's own SHA-256, so a flipped byte in the watermark or the tombstones
-(which decide what the index may serve) is caught as surely as one in the index. Start-up uses a
-snapshot only when its watermark equals the database's current state and the
-checksum verifies; anything else (crash after newer commits, older copy, bytes
-overwritten, another model) means a rebuild from the database.
+The header is the watermark: what the index was taken from (model version,
+dimension, index structure, and the change-log position ``seq`` whose changes it
+reflects, with its live count) plus the tombstones and the SHA-256 and length of
+the index bytes. The trailer holds the header's own SHA-256, so a flipped byte in
+the watermark or the tombstones (which decide what the index may serve) is caught
+as surely as one in the index. Start-up uses a snapshot only when the watermark
+fits the loaded model and the change log still reaches back to its ``seq`` (the
+log after it is then replayed); anything else (older format, another model, a
+pruned log, bytes overwritten) means a rebuild from the database.
 
-Writing goes to a temporary file in the same directory, is fsynced, then
-``os.replace``d over the old snapshot and the directory fsynced, so a crash at
-any point leaves either the old snapshot or the new one.
+Each replica writes its own file. Writing goes to a uniquely named temporary
+file in the same directory, is fsynced, then ``os.replace``d over the old
+snapshot and the directory fsynced, so a crash at any point leaves either the
+old snapshot or the new one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import struct
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,9 +37,10 @@ from app.index.backends import gpu_available
 from app.index.spec import IndexSpec
 from app.index.vector_index import VectorIndex
 
-MAGIC = b"REIDSNP2"
-_OLDER_MAGIC = b"REIDSNP1"  # format 1: no header checksum; such a snapshot is rebuilt
-FORMAT_VERSION = 2
+MAGIC = b"REIDSNP3"
+# Format 1 had no header checksum, format 2 no change-log position: both are rebuilt.
+_OLDER_MAGICS = {b"REIDSNP1": 1, b"REIDSNP2": 2}
+FORMAT_VERSION = 3
 _TRAILER = struct.Struct("<Q32s8s")
 _MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -47,13 +51,13 @@ class SnapshotError(ValueError):
 
 @dataclass(frozen=True)
 class Watermark:
-    """The gallery state an index reflects."""
+    """The gallery state an index reflects: the change log applied through ``seq``."""
 
     model_version: str
     dim: int
     structure: dict[str, Any]
+    seq: int
     count: int
-    max_id: int
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,11 @@ class SnapshotHeader:
     format_version: int = FORMAT_VERSION
 
 
-def write_snapshot(path: Path, index: VectorIndex, model_version: str) -> Watermark:
-    """Atomically replace ``path`` with a snapshot of ``index``; returns its watermark."""
+def write_snapshot(path: Path, index: VectorIndex, model_version: str, seq: int) -> Watermark:
+    """Atomically replace ``path`` with a snapshot of ``index``, which reflects the change
+    log through ``seq``; returns its watermark."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "wb") as handle:
             digest = hashlib.sha256()
@@ -83,13 +88,12 @@ def write_snapshot(path: Path, index: VectorIndex, model_version: str) -> Waterm
                 return len(chunk)
 
             with index.locked():
-                ids = index.ids()
                 watermark = Watermark(
                     model_version=model_version,
                     dim=index.dim,
                     structure=index.spec.structure(),
-                    count=len(ids),
-                    max_id=int(ids[-1]) if len(ids) else 0,
+                    seq=seq,
+                    count=index.count,
                 )
                 tombstones = index.tombstones()
                 writer = faiss.PyCallbackIOWriter(sink)
@@ -136,12 +140,10 @@ def _read_header(handle: BinaryIO, size: int) -> SnapshotHeader:
         raise SnapshotError("snapshot is truncated (no trailer)")
     handle.seek(size - _TRAILER.size)
     header_length, header_sha256, magic = _TRAILER.unpack(handle.read(_TRAILER.size))
+    if magic in _OLDER_MAGICS:
+        raise SnapshotError(f"snapshot is in the older format {_OLDER_MAGICS[magic]}")
     if magic != MAGIC:
-        raise SnapshotError(
-            "snapshot is in the older format 1 (no header checksum)"
-            if magic == _OLDER_MAGIC
-            else "snapshot trailer magic is wrong (not a snapshot, or damaged)"
-        )
+        raise SnapshotError("snapshot trailer magic is wrong (not a snapshot, or damaged)")
     if header_length > min(_MAX_HEADER_BYTES, size - _TRAILER.size):
         raise SnapshotError(f"snapshot header length {header_length} is impossible")
     handle.seek(size - _TRAILER.size - header_length)

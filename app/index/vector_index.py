@@ -193,6 +193,16 @@ class VectorIndex:
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
             self._id_cache = None
 
+    def add_missing(self, ids: np.ndarray, vectors: np.ndarray) -> int:
+        """Add the vectors whose id the index does not hold yet (live or tombstoned);
+        returns how many were added. What makes replaying a change twice harmless."""
+        with self._lock:
+            held = np.isin(ids, self._all_ids())
+            if held.any():
+                ids, vectors = ids[~held], vectors[~held]
+            self.add(ids, vectors)
+            return len(ids)
+
     def remove(self, ids: Iterable[int]) -> None:
         id_array = np.fromiter(ids, dtype=np.int64)
         if len(id_array) == 0:

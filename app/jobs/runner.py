@@ -64,8 +64,9 @@ class EvaluationRunner:
 
     # ----------------------------------------------------------------- lifecycle
     def mark_interrupted(self, reason: str) -> int:
-        """Fail every job left queued or running (start-up and shutdown); drop their files."""
-        count = self._jobs.fail_active(reason)
+        """Fail this replica's jobs left queued or running (start-up and shutdown); drop
+        their files."""
+        count = self._jobs.fail_own(reason)
         if self.jobs_dir.exists():
             active = {task.get_name() for task in self._tasks}
             for leftover in self.jobs_dir.iterdir():
@@ -161,9 +162,8 @@ class EvaluationRunner:
     async def _execute(self, job_id: str, directory: Path, run: Run) -> None:
         try:
             async with self._lock:
-                await asyncio.to_thread(
-                    self._jobs.update, job_id, status="running", started_at=utc_now()
-                )
+                if not await asyncio.to_thread(self._jobs.start, job_id):
+                    return  # failed meanwhile by a replica that thought this one dead
                 started = time.perf_counter()
 
                 async def progress(fraction: float) -> None:

@@ -29,20 +29,20 @@ def service_environment(**settings: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def live_server(
-    env: dict[str, str], port: int, *, launcher: str = "app"
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the service (``python -m app``, or plain ``uvicorn app.main:app``) and wait
-    until /health answers; kill it afterwards if the test has not stopped it."""
+def launch(env: dict[str, str], port: int, *, launcher: str = "app") -> subprocess.Popen:
+    """Start the service (``python -m app``, or plain ``uvicorn app.main:app``); don't wait."""
     command = (
         [sys.executable, "-m", "app"]
         if launcher == "app"
         else [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
     )
-    process = subprocess.Popen(
+    return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+def wait_until_up(process: subprocess.Popen, port: int) -> str:
+    """Wait until /health answers; returns the base URL (fails the test if it never does)."""
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -50,16 +50,30 @@ def live_server(
             pytest.fail(f"server exited early:\n{process.stdout.read() if process.stdout else ''}")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
+                return base
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"server did not start within {START_TIMEOUT_S} s")
         time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kill the process if it still runs, and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def live_server(
+    env: dict[str, str], port: int, *, launcher: str = "app"
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start the service and wait until /health answers; kill it afterwards if the test
+    has not stopped it."""
+    process = launch(env, port, launcher=launcher)
     try:
-        yield base, process
+        yield wait_until_up(process, port), process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+        stop(process)

@@ -77,5 +77,5 @@ def test_live_flow(live_service: tuple[str, subprocess.Popen, Path]) -> None:
     # uvicorn finishes the graceful shutdown, then re-raises the signal it caught.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
-    assert (data_dir / "index.snapshot").exists()  # written on graceful shutdown
+    assert list((data_dir / "snapshots").glob("*.snapshot"))  # written on graceful shutdown
     assert "Traceback" not in output

@@ -22,7 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 NAMED_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 INTERPOLATION = re.compile(r"^\$\{[A-Z_]+(:?[-?][^}]*)?\}$")
 # Host paths a reader is told about in docker-compose.yml's header; both read-only.
-DOCUMENTED_BINDS = {("train", "/dataset"), ("prometheus", "/etc/prometheus/prometheus.yml")}
+DOCUMENTED_BINDS = {
+    ("train", "/dataset"),
+    ("prometheus", "/etc/prometheus/prometheus.yml"),
+    ("lb", "/var/run/docker.sock"),
+}
 ONE_GPU = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
 
 
@@ -49,11 +53,12 @@ def _mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"api", "db", "train", "prometheus"}
+    assert set(compose["services"]) == {"api", "lb", "db", "train", "prometheus"}
     assert compose["services"]["train"]["profiles"] == ["train"]
     assert compose["services"]["prometheus"]["profiles"] == ["monitoring"]
     assert "profiles" not in compose["services"]["api"]
     assert "profiles" not in compose["services"]["db"]
+    assert "profiles" not in compose["services"]["lb"]
 
 
 def test_images_are_pinned(compose: dict[str, Any]) -> None:
@@ -89,7 +94,24 @@ def test_api_waits_for_a_healthy_db_and_has_its_own_health_check(
     # No command/entrypoint override: the image's entrypoint waits, migrates, serves.
     assert "command" not in api and "entrypoint" not in api
     assert api["env_file"] == ".env"
-    assert any(str(port).endswith(":8000") for port in api["ports"])
+
+
+def test_api_scales_behind_a_load_balancer_that_reads_ready(compose: dict[str, Any]) -> None:
+    """`--scale api=3` must work: no replica publishes a host port or names its container
+    (either would collide), and the balancer routes only to replicas whose /ready is 200."""
+    api, lb = compose["services"]["api"], compose["services"]["lb"]
+    assert "ports" not in api and "container_name" not in api and "hostname" not in api
+    assert api["expose"] == ["8000"]
+    assert any(str(port).endswith(":8000") for port in lb["ports"])
+    labels = api["labels"]
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.http.services.reid.loadbalancer.server.port"] == "8000"
+    assert labels["traefik.http.services.reid.loadbalancer.healthcheck.path"] == "/ready"
+    assert "--providers.docker.exposedbydefault=false" in lb["command"]
+    assert "--entrypoints.web.address=:8000" in lb["command"]
+    assert lb["depends_on"]["api"]["condition"] == "service_healthy"
+    (socket,) = _mounts(lb)
+    assert socket["read_only"]
 
 
 def test_gpu_reservation(compose: dict[str, Any]) -> None:
@@ -230,7 +252,10 @@ def test_prometheus_scrapes_the_api(repo: Path, compose: dict[str, Any]) -> None
 
     config = yaml.safe_load((repo / "docker" / "prometheus.yml").read_text(encoding="utf-8"))
     (job,) = config["scrape_configs"]
-    assert job["static_configs"][0]["targets"] == ["api:8000"]
+    # One target per replica: Docker's DNS answers the service name with every address.
+    assert job["dns_sd_configs"] == [
+        {"names": ["api"], "type": "A", "port": 8000, "refresh_interval": "15s"}
+    ]
     assert job["metrics_path"] == "/metrics"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter
@@ -66,22 +67,32 @@ def _readiness(services: Services) -> dict[str, Any]:
         "reason": lifecycle.startup.reason,
         "seconds": round(lifecycle.startup.seconds, 3),
     }
+    step["startup"]["replayed"] = lifecycle.startup.replayed
     step["gpu"] = lifecycle.gpu.as_dict()
     checks["index"] = step
+    replication = services.replication
+    position = replication.position()
+    checks["replication"] = {
+        "ok": not replication.lagging(position),
+        "replica_id": replication.replica_id,
+        **position.as_dict(),
+        "max_lag_s": services.settings.max_replica_lag_s,
+    }
     return checks
 
 
 @router.get(
     "/ready",
     response_model=Readiness,
-    summary="Readiness: model loaded, database reachable, index in step with it",
+    summary="Readiness: model loaded, database reachable, index in step with it, not lagging",
     responses={
         **error_responses("remote_access_disabled"),
         503: {"model": Readiness, "description": "not ready; checks say why"},
     },
 )
 async def ready(services: ServicesDep) -> JSONResponse:
-    """An untrained model still serves (checks.model.trained is false)."""
+    """An untrained model still serves (checks.model.trained is false); a replica whose
+    index lags the change log by more than REID_MAX_REPLICA_LAG_S answers 503."""
     checks = await asyncio.to_thread(_readiness, services)
     ok = all(check.get("ok", False) for check in checks.values())
     body = Readiness(status="ready" if ok else "not_ready", checks=checks)
@@ -99,6 +110,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
 )
 async def metrics(services: ServicesDep) -> Response:
     services.telemetry.gallery_entries.set(services.gallery.live.count)
+    # Refreshes the lag gauges; with the database away, the other metrics still answer.
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(services.replication.position)
     return Response(generate_latest(services.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
 

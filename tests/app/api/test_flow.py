@@ -101,14 +101,14 @@ def test_enroll_query_delete_with_a_trained_model(
         assert gone not in {r["entry_id"] for r in after["results"]}
 
         # Erase an identity: rows, vectors and stored crops.
-        crops = [p for p in service.settings.crops_dir.rglob("*") if p.is_file()]
+        crops = [p for p in service.settings.crop_store_dir.rglob("*") if p.is_file()]
         assert len(crops) == 29
         erased = client.delete("/identities/person-1")
         assert erased.json() == {"identity": "person-1", "deleted_entries": 5}
         answer = query(client, person_jpeg(1, 1, 0, seed=0), top_k=6)
         assert "person-1" not in {r["identity"] for r in answer["results"]}
         assert answer["gallery_size"] == 24
-        assert len([p for p in service.settings.crops_dir.rglob("*") if p.is_file()]) == 24
+        assert len([p for p in service.settings.crop_store_dir.rglob("*") if p.is_file()]) == 24
         assert client.get("/identities/person-1").status_code == 404
 
 
@@ -244,10 +244,10 @@ def test_a_crop_that_cannot_be_stored_stores_nothing(service: ServiceHandle) -> 
     sha = hashlib.sha256(blocked).hexdigest()
     with service.client() as client:
         # A plain file where the crop's directory must go: the write fails (ENOTDIR).
-        (service.settings.crops_dir / sha[:2]).write_bytes(b"in the way")
+        (service.settings.crop_store_dir / sha[:2]).write_bytes(b"in the way")
         response = client.post("/gallery", data={"identity": "x"}, files=files("s", good, blocked))
         assert response.status_code == 507
         assert response.json()["error"]["code"] == "storage_error"
         assert client.get("/gallery").json()["items"] == []
-        stored = [p for p in service.settings.crops_dir.rglob("*") if p.is_file()]
+        stored = [p for p in service.settings.crop_store_dir.rglob("*") if p.is_file()]
         assert [p.name for p in stored] == [sha[:2]]  # the good crop was removed again

@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from service_kit import ServiceHandle, files, person_jpeg
 from sqlalchemy import create_engine, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import reembed
 from app.db.models import GalleryEntry
+from app.gallery.change_log import ChangeLog
 from model.checkpoint import save_checkpoint, untrained_model
 from model.config import ModelConfig
 
@@ -78,6 +79,16 @@ def delete_row(database_url: str, entry_id: int) -> None:
         engine.dispose()
 
 
+def prune_change_log(database_url: str) -> None:
+    """Prune the log as retention would once every replica had applied it."""
+    engine = create_engine(database_url)
+    try:
+        log = ChangeLog(sessionmaker(engine))
+        log.prune(log.head())
+    finally:
+        engine.dispose()
+
+
 def test_matching_snapshot_is_used_and_stale_or_corrupt_ones_are_rebuilt(
     service: ServiceHandle,
 ) -> None:
@@ -96,16 +107,27 @@ def test_matching_snapshot_is_used_and_stale_or_corrupt_ones_are_rebuilt(
         enroll(client, "bert", pid=2)
         assert {"anna", "bert"} <= set(top_identities(client, 1))
 
-    # Stale: put the older snapshot back and commit a row directly in the database.
+    # Older: put the older snapshot back, and commit a row behind the change log's back.
+    # The log since the snapshot is replayed (bert), the safety net reconciles carl.
     shutil.copy(older, snapshot)
     direct = copy_row_as(url, first[0], "carl")
     with service.client() as client:
         step = index_check(client)
-        assert step["startup"]["source"] == "rebuild"
-        assert "watermark" in step["startup"]["reason"]
+        assert step["startup"]["source"] == "snapshot"
+        assert step["startup"]["replayed"] == 2
+        assert step["reconciled"]["added"] == 1
         assert step["index_entries"] == step["db_entries"] == 5
         assert step["db_max_id"] == direct
         assert {"anna", "bert", "carl"} <= set(top_identities(client, 1))
+
+    # Stale: the log no longer reaches back to the older snapshot, so it is rebuilt.
+    shutil.copy(older, snapshot)
+    prune_change_log(url)
+    with service.client() as client:
+        step = index_check(client)
+        assert step["startup"]["source"] == "rebuild"
+        assert "older than the change log keeps" in step["startup"]["reason"]
+        assert step["index_entries"] == step["db_entries"] == 5
 
     # Corrupt: overwrite bytes in the middle of the index payload.
     data = bytearray(snapshot.read_bytes())
@@ -135,18 +157,21 @@ def test_rows_changed_behind_the_services_back_are_reconciled(service: ServiceHa
     with service.client() as client:
         ids = enroll(client, "dora", pid=3)
         added = copy_row_as(url, ids[0], "emil")  # another process committed a row
-        delete_row(url, ids[1])  # ... and deleted one
-        # Readiness only reads: it reports the index out of step, and changes nothing ...
+        delete_row(url, ids[1])  # ... and deleted one, neither through the change log
+        client.app.state.services.gallery.lifecycle.follower.catch_up()
+        # Readiness only reads: once the follower has caught up with the log, it
+        # reports the index out of step with the rows, and changes nothing ...
         lagging = client.get("/ready")
         assert lagging.status_code == 503
         assert lagging.json()["checks"]["index"]["ok"] is False
         assert client.get("/ready").json()["checks"]["index"]["db_max_id"] == added
-        # ... until the maintenance pass reconciles, which readiness then reports.
+        # ... until the maintenance pass reconciles, which readiness then reports. (The
+        # deletion needed no reconcile: applying dora's enrollment re-read her rows.)
         client.app.state.services.maintenance.run_once()
         step = index_check(client)
         assert {k: step["reconciled"][k] for k in ("added", "removed")} == {
             "added": 1,
-            "removed": 1,
+            "removed": 0,
         }
         assert step["ok"] and step["index_entries"] == 2
         results = client.post(
@@ -242,7 +267,7 @@ def test_reembed_reports_missing_crops(
         gone = session.scalar(select(GalleryEntry.sha256).where(GalleryEntry.id == ids[0]))
     engine.dispose()
     assert gone is not None
-    (service.settings.crops_dir / gone[:2] / gone[2:4] / gone).unlink()
+    (service.settings.crop_store_dir / gone[:2] / gone[2:4] / gone).unlink()
     other = tmp_path / "third-model"
     network, _ = untrained_model(ModelConfig(arch="resnet18", num_classes=16), seed=2)
     save_checkpoint(network, other, training_data={}, metrics={})

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import create_db_engine, session_factory, upgrade_to_head
 from app.db.models import GalleryEntry
+from app.gallery.change_log import ChangeLog
+from app.gallery.follower import ChangeFollower
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.live_index import LiveIndex
 from app.gallery.search import INITIAL_NEIGHBOURS, GallerySearch, QueryFilters
@@ -46,6 +48,7 @@ class Parts:
             store,
             self.live,
             ModelVersions(store),
+            ChangeFollower(ChangeLog(self.sessions), store, self.live, telemetry),
             snapshot_path=directory / "index.snapshot",
             gpu=GpuIndexStatus(requested=False, used=False, reason="index_use_gpu is off"),
         )

@@ -37,7 +37,7 @@ def thumbnail(client: TestClient, entry_id: int, size: object = None) -> Image.I
 
 
 def cached(data_dir: Path, sha256: str) -> list[Path]:
-    return sorted((data_dir / "thumbnails").rglob(f"{sha256}*"))
+    return sorted((data_dir / "crops" / "thumbnails").rglob(f"{sha256}*"))
 
 
 def picture(width: int, height: int) -> bytes:
@@ -61,7 +61,7 @@ def test_thumbnails_fit_keep_aspect_and_are_never_enlarged(service: ServiceHandl
         # One file per crop and size, named by the crop's hash; nothing half-written.
         names = [path.name for path in cached(service.data_dir, tall["sha256"])]
         assert names == sorted(f"{tall['sha256']}.{size}.jpg" for size in SIZES)
-        assert not list((service.data_dir / "thumbnails").rglob("*.tmp"))
+        assert not list((service.settings.thumbnails_dir).rglob("*.tmp"))
 
 
 def test_a_thumbnail_is_rendered_once_then_served_from_the_cache(service: ServiceHandle) -> None:
@@ -126,7 +126,7 @@ def test_the_orphan_sweep_removes_thumbnails_no_entry_holds(service: ServiceHand
         thumbnail(client, entry["id"], 64)
     # As a crash between a deletion's commit and the removal of its files leaves them.
     stray = "ab" * 32
-    leftover = service.data_dir / "thumbnails" / "ab" / "ab" / f"{stray}.128.jpg"
+    leftover = service.settings.thumbnails_dir / "ab" / "ab" / f"{stray}.128.jpg"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"a thumbnail of someone erased")
     with service.client():  # the first maintenance pass after start-up sweeps
