@@ -29,7 +29,7 @@ class Notifications:
 
     def wait(self, timeout_s: float) -> None:
         """Return on a notification, or after ``timeout_s``, or at once once closed."""
-        if not self._listens:
+        if not self._listens or self._closed.is_set():
             self._closed.wait(timeout_s)
             return
         started = time.monotonic()
@@ -45,8 +45,8 @@ class Notifications:
 
     def _listen(self) -> Any:
         pooled = self._engine.raw_connection()
-        pooled.detach()  # never returned to the pool
         connection = pooled.driver_connection
+        pooled.detach()  # never returned to the pool
         connection.autocommit = True
         connection.execute(f'LISTEN "{self._channel}"')
         self._connection = connection

@@ -56,6 +56,8 @@ class Cluster:
             REID_PORT=str(self.ports[name]),
             REID_LOG_LEVEL="warning",
             REID_BATCH_MAX_WAIT_MS="1",
+            # Longer than any wait below: a change that arrives in time came by NOTIFY.
+            REID_CHANGE_POLL_INTERVAL_S="60",
         )
 
     def start(self, *names: str) -> None:
