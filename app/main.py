@@ -66,8 +66,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.services = services
     services.batcher.start()
-    maintenance = asyncio.create_task(services.maintenance.loop(), name="maintenance")
-    following = asyncio.create_task(services.replication.run(), name="replication")
+    tasks = [
+        asyncio.create_task(services.maintenance.loop(), name="maintenance"),
+        asyncio.create_task(services.replication.run(), name="replication"),
+    ]
+    if settings.reembed_in_background:
+        backfill = services.gallery.backfill.run(services.batcher.embed)
+        tasks.append(asyncio.create_task(backfill, name="backfill"))
     if not settings.auth_enabled:
         log.warning(
             "no API keys configured: only loopback clients are served%s",
@@ -78,7 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (following, maintenance):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

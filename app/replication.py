@@ -111,3 +111,8 @@ class ReplicaLoop:
 
     def close(self) -> None:
         self._notifications.close()
+
+    def stopped(self) -> None:
+        """A clean shutdown: report the final snapshot, and that this version stops serving."""
+        self.registry.heartbeat(self.follower.applied, self._lifecycle.snapshot_seq)
+        self.registry.stopped()

@@ -80,6 +80,7 @@ def build_services(
             telemetry=telemetry,
         )
         replica_id = settings.resolved_replica_id
+        registry = ReplicaRegistry(sessions, replica_id=replica_id, model_version=embedder.version)
         crops = CropStore(settings.crop_store_dir)
         thumbnails = Thumbnails(settings.thumbnails_dir, crops)
         gallery = Gallery.build(
@@ -94,12 +95,13 @@ def build_services(
             batcher=batcher,
             telemetry=telemetry,
             model_calibration=embedder.card.calibration,
+            serving_versions=lambda: registry.serving_versions(settings.replica_silent_after_s),
+            backfill_interval_s=settings.maintenance_interval_s,
         )
         gallery.lifecycle.open()
-        registry = ReplicaRegistry(sessions, replica_id=replica_id, model_version=embedder.version)
         registry.register(gallery.lifecycle.follower.applied, gallery.lifecycle.snapshot_seq)
         gallery.calibrations.load()
-        if gallery.lifecycle.versions.foreign:
+        if gallery.lifecycle.versions.refusing:
             log.error("%s", gallery.lifecycle.versions.mismatch_message())
         zip_limits = settings.section(ZipLimits)
         jobs = JobStore(sessions, replica_id=replica_id)
@@ -164,6 +166,10 @@ def close_services(services: Services) -> None:
         services.gallery.lifecycle.write_snapshot()
     except OSError:
         log.exception("could not write the index snapshot at shutdown")
+    try:
+        services.replication.stopped()
+    except Exception:  # the database is away: the heartbeat bound says it instead
+        log.warning("could not record this replica's stop in the database", exc_info=True)
     services.engine.dispose()
     if services.single_process is not None:
         services.single_process.release()

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_replica_lag_s: float = Field(default=10.0, gt=0)
     replica_silent_after_s: float = Field(default=60.0, gt=0)
     replica_forget_after_s: float = Field(default=86_400.0, gt=0)
+    # Entries without the loaded model's embedding are embedded from their stored crops
+    # by the replica itself (after a model change, and during a two-version upgrade).
+    reembed_in_background: bool = True
 
     # Request limits.
     max_file_bytes: int = Field(default=10 * MiB, ge=1)

@@ -22,9 +22,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    and_,
+    case,
+    or_,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 # Explicit constraint names keep migrations identical on every backend.
 NAMING_CONVENTION = {
@@ -110,6 +114,24 @@ class GalleryEntry(Base):
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     embedding_dim: Mapped[int] = mapped_column(Integer)
     model_version: Mapped[str] = mapped_column(String(64), index=True)
+    # A second model's embedding, held while two model versions serve side by side (a
+    # zero-downtime upgrade): replicas of either version find their own in one of the
+    # two slots. Empty outside an upgrade.
+    alt_embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    alt_model_version: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    @classmethod
+    def holds(cls, version: str) -> ColumnElement[bool]:
+        """Rows with an embedding of ``version`` in either slot (a SQL condition, never
+        NULL: its negation must select the rows that lack ``version``)."""
+        second = and_(cls.alt_model_version.is_not(None), cls.alt_model_version == version)
+        return or_(cls.model_version == version, second)
+
+    @classmethod
+    def vector_of(cls, version: str) -> Any:
+        """The embedding of ``version``, from the slot that holds it (a SQL expression)."""
+        return case((cls.model_version == version, cls.embedding), else_=cls.alt_embedding)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
 
 
@@ -149,6 +171,8 @@ class Replica(Base):
     snapshot_seq: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set by a clean shutdown: its model version no longer serves (its embeddings may go).
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class EvaluationJob(Base):

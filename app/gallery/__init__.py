@@ -12,20 +12,25 @@ One module per job; ``Gallery.build`` wires them over one database and one index
 * ``change_log`` / ``follower`` / ``replicas``: what changed in the rows, in commit order,
   applied to this replica's index; and which replicas follow the log;
 * ``maintenance``: the periodic pass that keeps the index in step;
-* ``store``: every row-level SQL statement; ``versions``: which model made the rows.
+* ``store``: every row-level SQL statement; ``versions``: which model made the rows;
+  ``embedding_slots`` / ``backfill``: two models' embeddings side by side, and making
+  the loaded model's from the stored crops.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.gallery.backfill import Backfill
 from app.gallery.calibrations import Calibrations
 from app.gallery.change_log import ChangeLog
 from app.gallery.crops import CropStore
 from app.gallery.decisions import OpenSetDecider
+from app.gallery.embedding_slots import EmbeddingSlots
 from app.gallery.enrollment import Enrollment
 from app.gallery.follower import ChangeFollower
 from app.gallery.identify import Identifier
@@ -59,6 +64,7 @@ class Gallery:
     reads: GalleryReads
     calibrations: Calibrations
     decider: OpenSetDecider
+    backfill: Backfill
 
     @classmethod
     def build(
@@ -75,6 +81,8 @@ class Gallery:
         batcher: DynamicBatcher,
         telemetry: Telemetry,
         model_calibration: Calibration | None,
+        serving_versions: Callable[[], set[str]],
+        backfill_interval_s: float,
     ) -> Gallery:
         """Wire the parts; the index stays empty until ``lifecycle.open()``.
 
@@ -85,9 +93,15 @@ class Gallery:
         spec, gpu = choose_index_device(dim, spec)  # before any GPU index exists
         live = LiveIndex(dim, spec, telemetry)
         follower = ChangeFollower(ChangeLog(sessions), store, live, telemetry)
-        lifecycle = IndexLifecycle(
-            store, live, ModelVersions(store), follower, snapshot_path=snapshot_path, gpu=gpu
+        slots = EmbeddingSlots(
+            sessions, model_version=model_version, serving_versions=serving_versions
         )
+        versions = ModelVersions(slots)
+        lifecycle = IndexLifecycle(
+            store, live, versions, follower, snapshot_path=snapshot_path, gpu=gpu
+        )
+        backfill = Backfill(slots, versions, backfill_interval_s)
+        follower.on_lacking = backfill.wake
         search = GallerySearch(store=store, live=live, telemetry=telemetry)
         calibrations = Calibrations(
             sessions, model_version=model_version, model_calibration=model_calibration
@@ -124,4 +138,5 @@ class Gallery:
             reads=GalleryReads(sessions, crops, thumbnails),
             calibrations=calibrations,
             decider=decider,
+            backfill=backfill,
         )

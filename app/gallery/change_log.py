@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import case, delete, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import GalleryChange, GalleryEntry
@@ -32,12 +32,12 @@ _APPEND_LOCK = 0x7265696466656564
 
 
 class Change(NamedTuple):
-    """One change as a replica applies it: the row as it is now, if it still exists."""
+    """One change as a replica of one model version applies it: the row as it is now."""
 
     seq: int
     entry_id: int
-    model_version: str | None
-    embedding: bytes | None
+    exists: bool
+    embedding: bytes | None  # the row's embedding of the replica's model, if it holds one
 
 
 def append(session: Session, entry_ids: Iterable[int]) -> None:
@@ -68,14 +68,18 @@ class ChangeLog:
             value = session.scalar(select(func.min(GalleryChange.seq)))
         return None if value is None else int(value)
 
-    def since(self, after: int, limit: int) -> list[Change]:
-        """Up to ``limit`` changes after ``after``, in order, each with its row's state now."""
+    def since(self, after: int, limit: int, model_version: str) -> list[Change]:
+        """Up to ``limit`` changes after ``after``, in order, each with its row's state now
+        as a replica of ``model_version`` sees it."""
         statement = (
             select(
                 GalleryChange.seq,
                 GalleryChange.entry_id,
-                GalleryEntry.model_version,
-                GalleryEntry.embedding,
+                GalleryEntry.id.is_not(None),
+                case(
+                    (GalleryEntry.holds(model_version), GalleryEntry.vector_of(model_version)),
+                    else_=None,
+                ),
             )
             .outerjoin(GalleryEntry, GalleryEntry.id == GalleryChange.entry_id)
             .where(GalleryChange.seq > after)

@@ -65,7 +65,7 @@ class Enrollment:
         file (in request order) fails the whole request and nothing is stored.
         """
         images = await self._decoder.decode_all(uploads)
-        if self._lifecycle.versions.foreign:  # a thread only when a census will run
+        if self._lifecycle.versions.refusing:  # a thread only when a census will run
             await asyncio.to_thread(self._lifecycle.require_compatible)
         existing = await asyncio.to_thread(self.holders, fields.identity, images)
         fresh = list({i.sha256: i for i in images if i.sha256 not in existing}.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +59,7 @@ class ChangeFollower:
         self.applied = 0
         self.last_applied_at = time.time()
         self._catching_up = threading.Lock()  # the loop and a maintenance pass may both call
+        self.on_lacking: Callable[[], None] = lambda: None
 
     def start_at(self, seq: int) -> None:
         """The index now reflects the log up to ``seq`` (a snapshot's, or a rebuild's)."""
@@ -70,7 +72,7 @@ class ChangeFollower:
         with self._catching_up:
             while True:
                 with self._live.lock:
-                    changes = self.log.since(self.applied, _BATCH)
+                    changes = self.log.since(self.applied, _BATCH, self._store.model_version)
                     if changes:
                         self._apply(changes)
                         self.applied = changes[-1].seq
@@ -84,9 +86,10 @@ class ChangeFollower:
         return total
 
     def _apply(self, changes: list[Change]) -> None:
-        version = self._store.model_version
-        present = {c.entry_id: c.embedding for c in changes if c.model_version == version}
+        present = {c.entry_id: c.embedding for c in changes if c.embedding is not None}
         gone = {c.entry_id for c in changes if c.entry_id not in present}
+        if any(c.exists and c.embedding is None for c in changes):
+            self.on_lacking()  # enrolled through another model's replica: embed it here too
         if gone:
             self._live.remove(sorted(gone))
         if present:

@@ -81,7 +81,7 @@ class Identifier:
         """
         decoded = (await self._decoder.decode_all([upload]))[0]
         decoded_at = time.perf_counter()
-        if self._lifecycle.versions.foreign:  # a thread only when a census will run
+        if self._lifecycle.versions.refusing:  # a thread only when a census will run
             await asyncio.to_thread(self._lifecycle.require_compatible)
         embedding = (await self._batcher.embed(decoded.tensor.unsqueeze(0)))[0]
         embedded_at = time.perf_counter()

@@ -82,20 +82,21 @@ class IndexLifecycle:
 
     # ----------------------------------------------------------------- model versions
     def refresh_versions(self) -> None:
-        """Re-read which models made the rows; reconcile once a re-embed has cleared them."""
-        if self.versions.refresh():  # e.g. `python -m app.reembed` ran while we were up
-            self.reconcile()
+        """Re-read which entries lack this model's embedding (the re-embedded ones come
+        into the index through the change log, like any other change)."""
+        self.versions.refresh()
 
     def require_compatible(self) -> None:
-        """Refuse (``ModelVersionMismatch``) while the rows hold another model's embeddings.
+        """Refuse (``ModelVersionMismatch``) until every entry has held this model's
+        embedding once.
 
         Only a gallery already known to be mixed pays for a fresh census, so a
         re-embed that finished meanwhile is noticed at the next request.
         """
-        if not self.versions.foreign:
+        if not self.versions.refusing:
             return
         self.refresh_versions()
-        if self.versions.foreign:
+        if self.versions.refusing:
             raise self.versions.mismatch()
 
     # ----------------------------------------------------------------- start-up
@@ -255,7 +256,7 @@ class IndexLifecycle:
         with self._live.lock:
             if not self._live.changed_since_snapshot:
                 return False
-            if self.versions.foreign:
+            if self.versions.refusing:
                 return False  # the index is not the gallery; don't persist a partial view
             seq = self.follower.applied
             write_snapshot(self._snapshot_path, self._live.current, self._store.model_version, seq)

@@ -45,6 +45,7 @@ class ReplicaRegistry:
             row.snapshot_seq = snapshot
             row.started_at = now
             row.heartbeat_at = now
+            row.stopped_at = None
             session.commit()
 
     def heartbeat(self, applied: int, snapshot: int | None) -> None:
@@ -58,6 +59,28 @@ class ReplicaRegistry:
             session.commit()
         if not result.rowcount:  # type: ignore[attr-defined]
             self.register(applied, snapshot)
+
+    def stopped(self) -> None:
+        """A clean shutdown: this replica's model version no longer serves from here."""
+        with self._sessions() as session:
+            session.execute(
+                update(Replica)
+                .where(Replica.replica_id == self.replica_id)
+                .values(stopped_at=_now())
+            )
+            session.commit()
+
+    def serving_versions(self, within_s: float) -> set[str]:
+        """The model versions of running replicas (heard from within ``within_s``)."""
+        since = _now() - timedelta(seconds=within_s)
+        with self._sessions() as session:
+            return set(
+                session.scalars(
+                    select(Replica.model_version)
+                    .where(Replica.heartbeat_at >= since, Replica.stopped_at.is_(None))
+                    .distinct()
+                ).all()
+            )
 
     def retention_floor(self, forget_after_s: float) -> int | None:
         """The oldest position a replica heard from within ``forget_after_s`` still needs."""

@@ -81,17 +81,22 @@ class EntryStore:
         self.sessions = sessions
         self.model_version = model_version
         self.dim = dim
+        self._mine = GalleryEntry.holds(
+            model_version
+        )  # rows with this model's embedding, in either slot
 
     # ----------------------------------------------------------------- census
     def census(self) -> dict[str, int]:
-        """Entry count per model version in the database."""
+        """How many entries hold an embedding of each model version (in either slot)."""
+        counts: dict[str, int] = {}
         with self.sessions() as session:
-            rows = session.execute(
-                select(GalleryEntry.model_version, func.count()).group_by(
-                    GalleryEntry.model_version
-                )
-            ).all()
-        return {version: count for version, count in rows}
+            for column in (GalleryEntry.model_version, GalleryEntry.alt_model_version):
+                rows = session.execute(
+                    select(column, func.count()).where(column.is_not(None)).group_by(column)
+                ).all()
+                for version, count in rows:
+                    counts[version] = counts.get(version, 0) + int(count)
+        return counts
 
     def state(self) -> RowState:
         """This model's entries (count, max id) and the change log's head, read together.
@@ -105,15 +110,13 @@ class EntryStore:
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             head = session.scalar(select(func.max(GalleryChange.seq)))
             count, max_id = session.execute(
-                select(func.count(), func.max(GalleryEntry.id)).where(
-                    GalleryEntry.model_version == self.model_version
-                )
+                select(func.count(), func.max(GalleryEntry.id)).where(self._mine)
             ).one()
         return RowState(int(count), int(max_id or 0), int(head or 0))
 
     def ids(self) -> np.ndarray:
         """This model's entry ids, sorted."""
-        statement = select(GalleryEntry.id).where(GalleryEntry.model_version == self.model_version)
+        statement = select(GalleryEntry.id).where(self._mine)
         parts = [
             np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
             for rows in self._partitions(statement)
@@ -122,21 +125,13 @@ class EntryStore:
 
     def vector_chunks(self, ids: np.ndarray | None = None) -> IdVectorChunks:
         """Stream (ids, vectors) of this model's entries, optionally only ``ids``."""
-        columns = select(GalleryEntry.id, GalleryEntry.embedding)
+        columns = select(GalleryEntry.id, GalleryEntry.vector_of(self.model_version))
         if ids is None:
-            yield from self._decoded(
-                columns.where(GalleryEntry.model_version == self.model_version).order_by(
-                    GalleryEntry.id
-                )
-            )
+            yield from self._decoded(columns.where(self._mine).order_by(GalleryEntry.id))
             return
         for start in range(0, len(ids), _VECTOR_CHUNK):
             part = [int(i) for i in ids[start : start + _VECTOR_CHUNK]]
-            yield from self._decoded(
-                columns.where(
-                    GalleryEntry.id.in_(part), GalleryEntry.model_version == self.model_version
-                )
-            )
+            yield from self._decoded(columns.where(GalleryEntry.id.in_(part), self._mine))
 
     def _decoded(self, statement: Select[Any]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for rows in self._partitions(statement):
@@ -186,7 +181,7 @@ class EntryStore:
         entries captured inside it. Grouped in a subquery, so PostgreSQL may
         hash-aggregate or walk the covering identity index.
         """
-        conditions = [GalleryEntry.model_version == self.model_version]
+        conditions = [self._mine]
         if exclude_camera is not None:
             conditions.append(
                 or_(GalleryEntry.camera.is_(None), GalleryEntry.camera != exclude_camera)
@@ -281,46 +276,3 @@ class EntryStore:
                 change_log.append(session, (row[0] for row in rows))
                 session.commit()
         return [(int(row[0]), str(row[1])) for row in rows]
-
-    # ----------------------------------------------------------------- re-embedding
-    def count_other_models(self) -> int:
-        with self.sessions() as session:
-            return int(
-                session.scalar(
-                    select(func.count()).where(GalleryEntry.model_version != self.model_version)
-                )
-                or 0
-            )
-
-    def other_models_entries(self, *, after_id: int, limit: int) -> list[GalleryEntry]:
-        """The next entries (by id) whose embedding another model made."""
-        with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(GalleryEntry)
-                    .where(
-                        GalleryEntry.model_version != self.model_version,
-                        GalleryEntry.id > after_id,
-                    )
-                    .order_by(GalleryEntry.id)
-                    .limit(limit)
-                ).all()
-            )
-
-    def replace_embeddings(self, vectors: dict[int, np.ndarray], deleted: Sequence[int]) -> None:
-        """In one transaction: give entries this model's embeddings and delete others."""
-        with self.sessions() as session:
-            changed = list(deleted)
-            for entry_id, vector in vectors.items():
-                entry = session.get(GalleryEntry, entry_id)
-                if entry is None:  # deleted meanwhile: nothing to re-embed
-                    continue
-                entry.embedding = vector_bytes(vector)
-                entry.embedding_dim = int(vector.shape[0])
-                entry.model_version = self.model_version
-                changed.append(entry_id)
-            if deleted:
-                session.execute(delete(GalleryEntry).where(GalleryEntry.id.in_(list(deleted))))
-            session.flush()
-            change_log.append(session, changed)
-            session.commit()

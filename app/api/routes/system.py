@@ -30,7 +30,8 @@ async def health() -> Health:
 
 
 def _readiness(services: Services) -> dict[str, Any]:
-    """Every check reads; none changes state (reconciling is the maintenance pass's job)."""
+    """Every check reads; none changes the gallery or the index (reconciling is the
+    maintenance pass's job)."""
     embedder = services.embedder
     checks: dict[str, Any] = {
         "model": {
@@ -51,12 +52,12 @@ def _readiness(services: Services) -> dict[str, Any]:
         return checks
     lifecycle = services.gallery.lifecycle
     versions = lifecycle.versions
-    census = services.gallery.store.census()
-    foreign = versions.foreign_in(census)
+    versions.refresh()  # a census: cheap, and what this check is about
     checks["model_version"] = {
-        "ok": not foreign,
-        "gallery_versions": census,
-        "message": versions.mismatch_message(foreign) if foreign else None,
+        "ok": not versions.refusing,
+        "gallery_versions": services.gallery.store.census(),
+        "lacking": sum(versions.foreign.values()),
+        "message": versions.mismatch_message() if versions.foreign else None,
     }
     step = lifecycle.in_step()
     if lifecycle.last_reconciled is not None:

@@ -166,13 +166,12 @@ def test_rows_changed_behind_the_services_back_are_reconciled(service: ServiceHa
         assert lagging.json()["checks"]["index"]["ok"] is False
         assert client.get("/ready").json()["checks"]["index"]["db_max_id"] == added
         # ... until the maintenance pass reconciles, which readiness then reports. (The
-        # deletion needed no reconcile: applying dora's enrollment re-read her rows.)
+        # deletion needs the reconcile only if the follower applied dora's enrollment
+        # before it: applying it afterwards re-reads her rows and finds one gone.)
         client.app.state.services.maintenance.run_once()
         step = index_check(client)
-        assert {k: step["reconciled"][k] for k in ("added", "removed")} == {
-            "added": 1,
-            "removed": 0,
-        }
+        assert step["reconciled"]["added"] == 1
+        assert step["reconciled"]["removed"] in (0, 1)
         assert step["ok"] and step["index_entries"] == 2
         results = client.post(
             "/query", files={"image": ("q.jpg", person_jpeg(3, 1, 0, seed=3), "image/jpeg")}
@@ -212,7 +211,8 @@ def test_model_change_is_refused_until_reembedded(
     config = ModelConfig(arch="resnet18", num_classes=16, input_height=128, input_width=64)
     network, _ = untrained_model(config, seed=1)
     save_checkpoint(network, other, training_data={}, metrics={})
-    switched = service.with_settings(model_path=other)
+    # Without the background re-embedding, the switched service waits for the tool.
+    switched = service.with_settings(model_path=other, reembed_in_background=False)
     with switched.client() as client:
         ready = client.get("/ready")
         assert ready.status_code == 503

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.engine import create_db_engine, session_factory, upgrade_to_head
 from app.db.models import GalleryEntry
 from app.gallery.change_log import ChangeLog
+from app.gallery.embedding_slots import EmbeddingSlots
 from app.gallery.follower import ChangeFollower
 from app.gallery.lifecycle import IndexLifecycle
 from app.gallery.live_index import LiveIndex
@@ -47,7 +48,9 @@ class Parts:
         self.lifecycle = IndexLifecycle(
             store,
             self.live,
-            ModelVersions(store),
+            ModelVersions(
+                EmbeddingSlots(self.sessions, model_version="v1", serving_versions=set)
+            ),
             ChangeFollower(ChangeLog(self.sessions), store, self.live, telemetry),
             snapshot_path=directory / "index.snapshot",
             gpu=GpuIndexStatus(requested=False, used=False, reason="index_use_gpu is off"),
