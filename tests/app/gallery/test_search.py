@@ -48,9 +48,7 @@ class Parts:
         self.lifecycle = IndexLifecycle(
             store,
             self.live,
-            ModelVersions(
-                EmbeddingSlots(self.sessions, model_version="v1", serving_versions=set)
-            ),
+            ModelVersions(EmbeddingSlots(self.sessions, model_version="v1", serving_versions=set)),
             ChangeFollower(ChangeLog(self.sessions), store, self.live, telemetry),
             snapshot_path=directory / "index.snapshot",
             gpu=GpuIndexStatus(requested=False, used=False, reason="index_use_gpu is off"),
