@@ -100,7 +100,7 @@ class Gallery:
         lifecycle = IndexLifecycle(
             store, live, versions, follower, snapshot_path=snapshot_path, gpu=gpu
         )
-        backfill = Backfill(slots, versions, backfill_interval_s)
+        backfill = Backfill(slots, versions, crops, decoder, backfill_interval_s)
         follower.on_lacking = backfill.wake
         search = GallerySearch(store=store, live=live, telemetry=telemetry)
         calibrations = Calibrations(

@@ -22,6 +22,7 @@ import torch
 from app.gallery.crops import CropStore
 from app.gallery.embedding_slots import EmbedCrops, EmbeddingSlots, StoredCrop
 from app.gallery.versions import ModelVersions
+from app.inference.decoding import ImageDecoder
 from model.config import InputSize
 from model.preprocessing import ImageDecodeError, decode_image, preprocess
 
@@ -56,9 +57,18 @@ def crop_embedder(
 
 
 class Backfill:
-    def __init__(self, slots: EmbeddingSlots, versions: ModelVersions, interval_s: float) -> None:
+    def __init__(
+        self,
+        slots: EmbeddingSlots,
+        versions: ModelVersions,
+        crops: CropStore,
+        decoder: ImageDecoder,
+        interval_s: float,
+    ) -> None:
         self._slots = slots
         self._versions = versions
+        self._crops = crops
+        self._decoder = decoder
         self._interval_s = interval_s
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,11 +102,15 @@ class Backfill:
         def embed(batch: torch.Tensor) -> np.ndarray:  # from the pass's worker thread
             return asyncio.run_coroutine_threadsafe(embed_async(batch), loop).result()
 
+        embed_crops = crop_embedder(
+            self._crops, embed, self._decoder.size, self._decoder.max_pixels
+        )
+
         while True:
             try:
                 await asyncio.to_thread(self._versions.refresh)
                 if self._versions.foreign:
-                    await asyncio.to_thread(self.run_pass, embed)
+                    await asyncio.to_thread(self.run_pass, embed_crops)
             except asyncio.CancelledError:
                 raise
             except Exception:

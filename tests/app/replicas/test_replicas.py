@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from app.db.models import GalleryEntry
 from app.gallery.entry_fields import EntryFields
 from app.gallery.store import EntryStore
 from app.inference.decoding import DecodedImage
+from model.checkpoint import save_checkpoint, untrained_model
+from model.config import ModelConfig
 
 # What a test may wait for a change to reach another replica. The lag target (1 s at
 # p99 on loopback) is measured by benchmarks/replica_lag.py; this bound only keeps a
@@ -41,6 +44,7 @@ class Cluster:
         self.root = root
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
+        self.models: dict[str, Path] = {}
 
     def env(self, name: str) -> dict[str, str]:
         self.ports.setdefault(name, free_port())
@@ -50,7 +54,7 @@ class Cluster:
             REID_DATA_DIR=str(self.root / name),
             REID_CROPS_DIR=str(self.root / "shared-crops"),
             REID_REPLICA_ID=name,
-            REID_MODEL_PATH=str(self.checkpoint),
+            REID_MODEL_PATH=str(self.models.get(name, self.checkpoint)),
             REID_DEVICE="cpu",
             REID_HOST="127.0.0.1",
             REID_PORT=str(self.ports[name]),
@@ -88,15 +92,19 @@ class Cluster:
         return response.json()["checks"]
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    postgres: PostgresServer, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
+def new_cluster(postgres: PostgresServer, checkpoint: Path, root: Path) -> Cluster:
     url = postgres.fresh_url()
     engine = create_db_engine(url)
     upgrade_to_head(engine)  # once, as the deployment's migrate step does
     engine.dispose()
-    cluster = Cluster(url, checkpoint, tmp_path_factory.mktemp("cluster"))
+    return Cluster(url, checkpoint, root)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    postgres: PostgresServer, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    cluster = new_cluster(postgres, checkpoint, tmp_path_factory.mktemp("cluster"))
     cluster.start("a", "b", "c")
     yield cluster
     for process in cluster.processes.values():
@@ -252,3 +260,71 @@ def test_a_replica_catches_up_from_its_snapshot_and_the_log(cluster: Cluster) ->
     assert startup["replayed"] >= 10_000
     assert checks["index"]["index_entries"] == total
     assert checks["replication"]["lag_changes"] == 0
+
+
+def wait_ready(cluster: Cluster, name: str) -> dict:
+    """/ready's checks once it answers 200 (a new model's replica re-embeds first)."""
+    started = time.monotonic()
+    while True:
+        response = httpx.get(f"{cluster.base(name)}/ready", timeout=30)
+        if response.status_code == 200:
+            return response.json()["checks"]
+        assert time.monotonic() - started < 120, response.text
+        time.sleep(0.2)
+
+
+def test_a_model_upgrade_without_downtime(
+    postgres: PostgresServer, checkpoint: Path, tmp_path: Path
+) -> None:
+    """Old replicas serve while a new model's replica re-embeds the stored crops; both
+    generations then see every enrollment; the old version is retired at the end."""
+    new_model = tmp_path / "new-model"
+    network, _ = untrained_model(ModelConfig(arch="resnet18", num_classes=16), seed=1)
+    save_checkpoint(network, new_model, training_data={}, metrics={})
+    cluster = new_cluster(postgres, checkpoint, tmp_path / "cluster")
+    cluster.models["new"] = new_model
+    try:
+        cluster.start("old1", "old2")
+        with cluster.client("old1") as old1:
+            old_version = old1.get("/model").json()["version"]
+            for pid in range(10, 16):
+                enroll(old1, f"u{pid}", crop(pid, 0))
+
+        # 1. A replica of the new model starts beside them and re-embeds in the background;
+        #    the old replicas answer throughout.
+        cluster.start("new")
+        with cluster.client("old2") as old2:
+            assert best_identity(old2, crop(12, 0)) == "u12"
+        checks = wait_ready(cluster, "new")
+        new_version = checks["model"]["version"]
+        assert new_version != old_version
+        assert checks["model_version"]["gallery_versions"] == {old_version: 6, new_version: 6}
+
+        # 2. Both generations serve: each finds what was enrolled through the other.
+        with cluster.client("old1") as old1, cluster.client("new") as new:
+            for pid in range(10, 16):
+                assert best_identity(new, crop(pid, 0)) == f"u{pid}"
+            enroll(old1, "via-old", crop(20, 0))
+            wait_for(new, crop(20, 0), "via-old")
+            enroll(new, "via-new", crop(21, 0))
+            wait_for(old1, crop(21, 0), "via-new")
+
+        # 3. Traffic has moved: the old replicas stop, and their version is retired.
+        cluster.terminate("old1")
+        cluster.terminate("old2")
+        retire = subprocess.run(
+            [sys.executable, "-m", "app.reembed", "--retire", old_version],
+            env=cluster.env("new"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert retire.returncode == 0, retire.stderr
+        checks = wait_ready(cluster, "new")
+        assert checks["model_version"]["gallery_versions"] == {new_version: 8}
+        with cluster.client("new") as new:
+            for identity, pid in [("u10", 10), ("via-old", 20), ("via-new", 21)]:
+                assert best_identity(new, crop(pid, 0)) == identity
+    finally:
+        for process in cluster.processes.values():
+            stop(process)
