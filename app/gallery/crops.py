@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -31,10 +32,18 @@ class CropStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, sha256: str, data: bytes) -> bool:
-        """Store durably; returns False when the file already existed."""
+        """Store durably; returns False when the file already existed.
+
+        An existing file is touched: it may be an old orphan that a sweep (on any
+        replica) would otherwise delete between this check and the row's commit.
+        """
         path = self.path_for(sha256)
         if path.exists():
-            return False
+            try:
+                os.utime(path)
+                return False
+            except FileNotFoundError:  # swept just now: write it again
+                pass
         write_atomically(path, data)
         return True
 
@@ -91,7 +100,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` durably so a reader sees no file or the whole one, even after a crash;
     concurrent writers of the same content are safe (each renames its own temporary)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    # Unique across processes and hosts sharing the store (containers all run as pid 1).
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)
