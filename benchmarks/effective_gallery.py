@@ -4,7 +4,7 @@
 
 For each size the gallery table is bulk-loaded directly (10 entries per identity, 6
 cameras, capture times spread over 30 days, ``--dim``-d embeddings so rows are as wide
-as the service's), then ``EntryStore.identity_count`` (the statement every calibrated
+as the service's), then ``EntryStore.admitted_counts`` (the statement every calibrated
 ``POST /query`` runs beside its FAISS search) is timed ``--repeats`` times with no
 filter, with a camera excluded, and with a one-week time window. Without
 ``--database-url`` (an empty database) an SQLite file in a temporary directory is used.
@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from service_common import entry_row
 from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
@@ -30,7 +31,6 @@ from app.db.models import GalleryEntry
 from app.gallery.store import EntryStore
 
 ENTRIES_PER_IDENTITY = 10
-CAMERAS = 6
 DAYS = 30
 CHUNK = 5_000
 VERSION = "bench-effective-gallery"
@@ -42,25 +42,17 @@ def bulk_load(url: str, dim: int, target: int) -> None:
     upgrade_to_head(engine)
     with engine.begin() as connection:
         present = connection.scalar(select(func.count()).select_from(GalleryEntry)) or 0
-    blob = np.zeros(dim, dtype=np.float32).tobytes()
+    vector = np.zeros(dim, dtype=np.float32)
     rng = np.random.default_rng(0)
     for start in range(present, target, CHUNK):
         count = min(CHUNK, target - start)
         offsets = rng.uniform(0, DAYS * 86400, count)
         rows = [
             {
-                "identity": f"person-{(start + i) // ENTRIES_PER_IDENTITY:07d}",
-                "sha256": f"{start + i:064x}",
-                "camera": f"cam-{(start + i) % CAMERAS}",
+                **entry_row(
+                    start + i, f"person-{(start + i) // ENTRIES_PER_IDENTITY:07d}", vector, VERSION
+                ),
                 "captured_at": (START + timedelta(seconds=float(offsets[i]))).replace(tzinfo=None),
-                "image_format": "jpeg",
-                "width": 64,
-                "height": 128,
-                "byte_size": 0,
-                "embedding": blob,
-                "embedding_dim": dim,
-                "model_version": VERSION,
-                "created_at": datetime.now(UTC).replace(tzinfo=None),
             }
             for i in range(count)
         ]
@@ -103,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             report.append(
                 {
                     "entries": size,
-                    "no_filter": timed(store.identity_count, args.repeats),
+                    "no_filter": timed(store.admitted_counts, args.repeats),
                     "camera_excluded": timed(
-                        lambda: store.identity_count(exclude_camera="cam-0"), args.repeats
+                        lambda: store.admitted_counts(exclude_camera="cam-0"), args.repeats
                     ),
-                    "one_week": timed(lambda: store.identity_count(**week), args.repeats),
+                    "one_week": timed(lambda: store.admitted_counts(**week), args.repeats),
                 }
             )
         engine.dispose()

@@ -34,7 +34,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psycopg
-from service_common import BenchModel, LiveServer, load_average, person_jpegs, prepare_model
+from service_common import (
+    BenchModel,
+    LiveServer,
+    entry_row,
+    load_average,
+    person_jpegs,
+    prepare_model,
+)
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -198,17 +205,8 @@ def bulk_load(url: str, version: str, dim: int, start_at: int, count: int) -> fl
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         rows = [
             {
+                **entry_row(offset + i, f"person-{(offset + i) // 10:07d}", vectors[i], version),
                 "id": offset + i + 1,
-                "identity": f"person-{(offset + i) // 10:07d}",
-                "sha256": f"{offset + i:064x}",
-                "camera": f"cam-{(offset + i) % 6}",
-                "image_format": "jpeg",
-                "width": 64,
-                "height": 128,
-                "byte_size": 0,
-                "embedding": vectors[i].tobytes(),
-                "embedding_dim": dim,
-                "model_version": version,
                 "created_at": now,
             }
             for i in range(size)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from service_common import in_worker_thread, load_average
+from service_common import entry_row, in_worker_thread, load_average
 from sqlalchemy import insert, select
 
 from app.db.engine import create_db_engine, session_factory, upgrade_to_head
@@ -42,7 +42,6 @@ from app.index.spec import IndexSpec, IndexType
 from app.telemetry import Telemetry
 
 IDENTITIES = 750
-CAMERAS = 6
 CHUNK = 5_000
 VERSION = "bench-search-cost"
 WARMUP_QUERIES = 10
@@ -67,21 +66,9 @@ def load(url: str, names: list[str], vectors: np.ndarray) -> np.ndarray:
     """Insert the rows; returns their ids."""
     engine = create_db_engine(url)
     upgrade_to_head(engine)
-    dim = vectors.shape[1]
     for start in range(0, len(names), CHUNK):
         rows = [
-            {
-                "identity": names[i],
-                "sha256": f"{i:064x}",
-                "camera": f"cam-{i % CAMERAS}",
-                "image_format": "jpeg",
-                "width": 64,
-                "height": 128,
-                "byte_size": 0,
-                "embedding": vectors[i].tobytes(),
-                "embedding_dim": dim,
-                "model_version": VERSION,
-            }
+            entry_row(i, names[i], vectors[i], VERSION)
             for i in range(start, min(start + CHUNK, len(names)))
         ]
         with engine.begin() as connection:

@@ -89,6 +89,22 @@ def person_jpegs(count: int, *, offset: int = 0) -> list[bytes]:
     return crops
 
 
+def entry_row(number: int, identity: str, vector: np.ndarray, version: str) -> dict[str, Any]:
+    """One gallery row as the benchmarks bulk-load it: a random vector, no crop on disk."""
+    return {
+        "identity": identity,
+        "sha256": f"{number:064x}",
+        "camera": f"cam-{number % 6}",
+        "image_format": "jpeg",
+        "width": 64,
+        "height": 128,
+        "byte_size": 0,
+        "embedding": vector.tobytes(),
+        "embedding_dim": int(vector.shape[0]),
+        "model_version": version,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

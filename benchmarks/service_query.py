@@ -35,6 +35,7 @@ import torch
 from service_common import (
     BenchModel,
     LiveServer,
+    entry_row,
     in_worker_thread,
     load_average,
     person_jpegs,
@@ -49,7 +50,6 @@ from model.compute import SWITCHES
 from model.preprocessing import decode_image, preprocess
 
 ENTRIES_PER_IDENTITY = 10
-CAMERAS = 6
 CHUNK = 10_000
 WARMUP_QUERIES = 10
 
@@ -74,16 +74,12 @@ def bulk_load(url: str, version: str, dim: int, target: int) -> float:
         vectors = vectors_for(start, count, dim)
         rows = [
             {
-                "identity": f"person-{(start + i) // ENTRIES_PER_IDENTITY:07d}",
-                "sha256": f"{start + i:064x}",
-                "camera": f"cam-{(start + i) % CAMERAS}",
-                "image_format": "jpeg",
-                "width": 64,
-                "height": 128,
-                "byte_size": 0,
-                "embedding": vectors[i].tobytes(),
-                "embedding_dim": dim,
-                "model_version": version,
+                **entry_row(
+                    start + i,
+                    f"person-{(start + i) // ENTRIES_PER_IDENTITY:07d}",
+                    vectors[i],
+                    version,
+                ),
                 "created_at": now,
             }
             for i in range(count)
