@@ -72,10 +72,10 @@ class Settings(BaseSettings):
     index_type: IndexType = IndexType.FLAT
     index_use_gpu: bool = True
     ivf_nlist: int = Field(default=1024, ge=1)
-    ivf_nprobe: int = Field(default=32, ge=1)
+    ivf_nprobe: int = Field(default=384, ge=1)
     hnsw_m: int = Field(default=32, ge=4, le=256)
     hnsw_ef_construction: int = Field(default=200, ge=8)
-    hnsw_ef_search: int = Field(default=128, ge=8)
+    hnsw_ef_search: int = Field(default=256, ge=8)
     index_compact_fraction: float = Field(default=0.1, gt=0, le=1)
     maintenance_interval_s: float = Field(default=60.0, gt=0)
     snapshot_interval_s: float = Field(default=300.0, gt=0)

@@ -26,10 +26,10 @@ class IndexSpec:
 
     index_type: IndexType
     ivf_nlist: int = 1024
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 384
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 256
     index_use_gpu: bool = True
     index_compact_fraction: float = 0.1
 
