@@ -19,7 +19,6 @@ import asyncio
 import logging
 import shutil
 import time
-from pathlib import Path
 
 from app.db.notifications import Notifications
 from app.gallery.follower import FeedPosition
@@ -94,7 +93,7 @@ class ReplicaLoop:
 
     def _remove_files_of(self, replica_id: str) -> None:
         data_dir = self._settings.data_dir
-        Path(data_dir / "snapshots" / f"{replica_id}.snapshot").unlink(missing_ok=True)
+        (data_dir / "snapshots" / f"{replica_id}.snapshot").unlink(missing_ok=True)
         shutil.rmtree(data_dir / "jobs" / replica_id, ignore_errors=True)
         log.info("forgot replica %s (silent past the forget bound)", replica_id)
 

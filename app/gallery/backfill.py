@@ -107,14 +107,16 @@ class Backfill:
         )
 
         while True:
+            # The census is kept current by start-up, the maintenance pass and each pass
+            # here; a wake-up means the follower met an entry the census may not count yet.
+            woken = self._wake.is_set()
+            self._wake.clear()
             try:
-                await asyncio.to_thread(self._versions.refresh)
-                if self._versions.foreign:
+                if woken or self._versions.foreign:
                     await asyncio.to_thread(self.run_pass, embed_crops)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("background re-embedding failed; will retry")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
