@@ -1,8 +1,12 @@
 """Ranking identities for one embedding: each identity scores by its best entry.
 
-FAISS gives nearest *entries*, best first; filters drop some of them, so the
-search over-fetches and widens (x4) until ``top_k`` identities survive, the
-scores fall below ``min_score``, or the gallery is exhausted. Candidates are
+FAISS gives nearest *entries*, best first; filters drop some of them, and one
+person's entries crowd each other, so the search over-fetches and widens until
+``top_k`` identities survive, the scores fall below ``min_score``, or the gallery
+is exhausted. Each widening is a new search (a whole scan for a flat index), so
+it widens by what the last one found: k grows by about the factor that would
+have given ``top_k`` identities at the rate they appeared (at least x4, at most
+x64), not a fixed x4 step. Candidates are
 resolved against the database rows, so an entry deleted a moment ago is never
 returned. An identity's best admitted entry is its first admitted neighbour in
 that list, so its score, entry and camera come from the search itself: no
@@ -27,7 +31,8 @@ from app.telemetry import Telemetry
 
 INITIAL_NEIGHBOURS = 64
 NEIGHBOUR_FACTOR = 8
-WIDEN_FACTOR = 4
+MIN_WIDEN_FACTOR = 4
+MAX_WIDEN_FACTOR = 64
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,17 @@ class GallerySearch:
             )
             if len(ranked) >= top_k or exhausted or below_floor:
                 break
-            k = min(total, k * WIDEN_FACTOR)
+            k = min(total, k * _widen_factor(len(ranked), top_k))
         self._telemetry.search_seconds.observe(time.perf_counter() - started)
         return ranked[:top_k]
+
+
+def _widen_factor(found: int, top_k: int) -> int:
+    """How much more to fetch when ``found`` identities of ``top_k`` survived: twice the
+    shortfall's ratio, so identities that appeared at a steady rate are all reached by the
+    next search (a gallery of 1,333 entries per identity needed five x4 scans before)."""
+    wanted = -(-2 * top_k // max(found, 1))  # ceil(2 * top_k / found)
+    return min(MAX_WIDEN_FACTOR, max(MIN_WIDEN_FACTOR, wanted))
 
 
 def _tally(

@@ -3,14 +3,16 @@
 Backends that cannot delete in place (HNSW, GPU indexes) get tombstones:
 deleted ids filtered out of every search, until the gallery rebuilds the index
 once tombstones pass ``index_compact_fraction``. All operations take one lock:
-FAISS indexes are not safe for a search concurrent with an add, and a CPU
-search already uses every core through OpenMP.
+FAISS indexes are not safe for a search concurrent with an add. A search runs on
+one core (see `_one_openmp_thread`): ~2 ms for a Market-sized flat gallery, far
+below the network's share of a query.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faiss
@@ -167,13 +169,14 @@ class VectorIndex:
                 return np.empty(0, np.float32), np.empty(0, np.int64)
             fetch = min(total, k + len(self._tombstones))
             vector = query.reshape(1, -1).astype(np.float32)
-            if self._inner is not None:
-                scores, positions = self._inner.search(vector, fetch)
-                scores, positions = scores[0], positions[0]
-                ids = np.where(positions >= 0, self._all_ids()[np.maximum(positions, 0)], -1)
-            else:
-                scores, ids = self._index.search(vector, fetch)
-                scores, ids = scores[0], ids[0]
+            with _one_openmp_thread():
+                if self._inner is not None:
+                    scores, positions = self._inner.search(vector, fetch)
+                    scores, positions = scores[0], positions[0]
+                    ids = np.where(positions >= 0, self._all_ids()[np.maximum(positions, 0)], -1)
+                else:
+                    scores, ids = self._index.search(vector, fetch)
+                    scores, ids = scores[0], ids[0]
             keep = ids >= 0
             if self._tombstones:
                 dead = np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones))
@@ -226,6 +229,24 @@ class VectorIndex:
 
     def locked(self) -> threading.RLock:
         return self._lock
+
+
+@contextmanager
+def _one_openmp_thread() -> Iterator[None]:
+    """Search one query on the calling thread alone.
+
+    FAISS parallelises a search over its queries, and the service searches one at a
+    time, so an OpenMP team only adds its start-up and hand-off: on the 2-core
+    development VM a 15,913-entry flat search took 11.2 ms p50 with the default team
+    of two and 2.4 ms with one (benchmarks/search_cost.py). Building and training
+    keep every core. The count is per calling thread, so it is restored afterwards.
+    """
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _buffer(

@@ -122,6 +122,37 @@ def test_search_widens_past_filtered_neighbours(gallery: Parts) -> None:
     assert {m.identity for m in floor} == {f"near-{i}" for i in range(50)}
 
 
+def test_a_crowding_identity_costs_few_searches(
+    gallery: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One person's 3,000 entries fill every neighbour list near the query: the search
+    widens by what it found (one identity of five in 64, so x10), not x4 a time, and finds
+    the distant identities exactly."""
+    query = unit_vectors(1, seed=42)[0]
+    crowd = unit_vectors(3000, seed=3) * 0.05 + query
+    far = unit_vectors(40, seed=4)
+    rows = [("crowd", "cam-0", v / np.linalg.norm(v), None) for v in crowd]
+    rows += [(f"far-{i % 20}", "cam-1", v, None) for i, v in enumerate(far)]
+    bulk_insert(gallery.sessions, rows)
+    gallery.lifecycle.open()
+    fetched: list[int] = []
+    index = gallery.live.current
+    search = index.search
+    monkeypatch.setattr(index, "search", lambda q, k: (fetched.append(k), search(q, k))[1])
+
+    ranked = gallery.search.rank(query, 5, QueryFilters())
+
+    # 64 -> 640 -> the whole gallery (3,040): three searches where x4 steps took four.
+    assert fetched == [INITIAL_NEIGHBOURS, 10 * INITIAL_NEIGHBOURS, 3040]
+    assert ranked[0].identity == "crowd" and ranked[0].matches == 3000
+    scores = far @ query
+    best = {f"far-{j}": max(scores[j::20]) for j in range(20)}
+    want = sorted(best.items(), key=lambda item: -item[1])[:4]
+    assert [(m.identity, round(m.score, 5)) for m in ranked[1:]] == [
+        (name, round(float(score), 5)) for name, score in want
+    ]
+
+
 def test_empty_gallery_searches_to_nothing(gallery: Parts) -> None:
     gallery.lifecycle.open()
     assert gallery.search.rank(unit_vectors(1)[0], 10, QueryFilters()) == []
