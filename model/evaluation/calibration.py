@@ -10,12 +10,20 @@ store one threshold but a model with two parts, fitted on labelled data:
    (score, survival) levels down to the top ``TAIL_FRACTION`` of impostor scores.
    Above it the thresholds for small FPIR at large galleries
    lie beyond the observed impostor scores and must be extrapolated, so the top
-   ``TAIL_FRACTION`` of the scores is fitted with ``log p(T) = log p(u) - r x - c x^2``,
-   ``x = T - u`` (``r, c >= 0``): a Gaussian-type tail when ``c > 0``, exponential when
-   ``c = 0``. Cosine similarities of many-dimensional embeddings have Gaussian-like tails;
-   a generalised Pareto tail was tried first and mis-extrapolated them both ways (its
-   bounded fit promised 4x too little FPIR at 100x beyond the data, its exponential
-   limit 100x too much; see docs/open_set.md).
+   ``TAIL_FRACTION`` of the scores is fitted with ``log p(T) = log p(u) - r x - c x^2``
+   (``r, c >= 0``) in one of two coordinates, the ``tail_form``:
+
+   * ``gaussian``: ``x = T - u``, a Gaussian-type tail (exponential when ``c = 0``);
+   * ``bounded``: ``x = log((1 - u) / (1 - T))``, a tail that vanishes at the cosine's
+     bound of 1 (a power of the distance to 1, like the cosine of random directions).
+
+   The fit keeps the form that better predicts the rarest tenth of the tail from the
+   rest of it (`calibration_fit`). A trained embedding's impostor scores can fall off
+   far faster near the top than a Gaussian-type fit to the top 5% carries on: on
+   Market-1501 that fit promised p 13x too high at T = 0.87, so thresholds for small
+   FPIR came out too strict (docs/open_set.md). A generalised Pareto tail with a free
+   endpoint was tried first and mis-extrapolated both ways (its bounded fit promised
+   4x too little FPIR at 100x beyond the data, its exponential limit 100x too much).
 2. **The size model**. If a probe's scores against different identities were
    independent, ``FPIR_N(T) = 1 - (1 - p(T))^N``. They are not quite: a probe that
    looks generic scores high against everyone. So the exponent is an *effective*
@@ -42,9 +50,20 @@ from typing import Any
 
 import numpy as np
 
+TAIL_FORMS = ("gaussian", "bounded")
+_NEAR_ONE = 1e-7  # 1 - T floor: the bounded form's coordinate at scores rounded to 1
+
 
 class CalibrationError(ValueError):
     """A calibration is malformed, or the data cannot support one."""
+
+
+def tail_coordinate(form: str, start: float, scores: float | np.ndarray) -> np.ndarray:
+    """``x`` of the fitted tail above ``start`` (0 at and below it) in the given form."""
+    t = np.maximum(np.asarray(scores, dtype=np.float64), start)
+    if form == "gaussian":
+        return t - start
+    return np.log(max(1.0 - start, _NEAR_ONE)) - np.log(np.maximum(1.0 - t, _NEAR_ONE))
 
 
 @dataclass(frozen=True)
@@ -65,13 +84,14 @@ class Calibration:
     survival: tuple[float, ...]  # ... and P(s >= score) at each, non-increasing
     tail_start: float  # = survival_scores[-1]; the fitted tail takes over above it
     tail_probability: float  # = survival[-1]
-    tail_rate: float  # r, per unit of score
-    tail_curvature: float  # c, per squared unit of score
+    tail_rate: float  # r, per unit of the tail's coordinate x
+    tail_curvature: float  # c, per squared unit of x
     size_scale: float = 1.0
     size_exponent: float = 1.0
     entries_per_identity: float = 1.0  # m_cal: mean entries per enrolled calibration identity
     entries_exponent: float = 0.0  # 0: entries per identity not modelled
     counts: Mapping[str, int] = field(default_factory=dict)
+    tail_form: str = "gaussian"  # the coordinate x of the fitted tail (module docstring)
 
     def __post_init__(self) -> None:
         _check_positive_int("gallery_identities", self.gallery_identities)
@@ -99,6 +119,8 @@ class Calibration:
             raise CalibrationError("tail_rate and tail_curvature must be finite and >= 0")
         if rate == curvature == 0:
             raise CalibrationError("tail_rate and tail_curvature cannot both be 0 (no tail)")
+        if self.tail_form not in TAIL_FORMS:
+            raise CalibrationError(f"tail_form must be one of {TAIL_FORMS}, got {self.tail_form!r}")
         for key, value in self.thresholds.items():
             if not 0.0 < _target(key) < 1.0 or not math.isfinite(value):
                 raise CalibrationError(f"threshold {key}: {value!r} is not a valid operating point")
@@ -111,7 +133,7 @@ class Calibration:
         scores, survival = np.asarray(self.survival_scores), np.asarray(self.survival)
         # Interpolating log-survival linearly in the score matches an exponential-like tail.
         body = np.exp(np.interp(t, scores, np.log(survival), left=np.log(survival[0])))
-        x = np.maximum(t - self.tail_start, 0.0)
+        x = tail_coordinate(self.tail_form, self.tail_start, t)
         tail = np.exp(-(self.tail_rate * x + self.tail_curvature * x * x))
         return np.where(t <= self.tail_start, body, self.tail_probability * tail)
 
@@ -168,7 +190,9 @@ class Calibration:
         decay = math.log(self.tail_probability / p)
         rate, curvature = self.tail_rate, self.tail_curvature
         x = 2.0 * decay / (rate + math.sqrt(rate * rate + 4.0 * curvature * decay))
-        return self.tail_start + x
+        if self.tail_form == "gaussian":
+            return self.tail_start + x
+        return 1.0 - (1.0 - self.tail_start) * math.exp(-x)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +209,7 @@ class Calibration:
             "entries_per_identity": self.entries_per_identity,
             "entries_exponent": self.entries_exponent,
             "counts": dict(self.counts),
+            "tail_form": self.tail_form,
         }
 
     @classmethod
@@ -192,7 +217,8 @@ class Calibration:
         """Validate JSON data; any problem is a `CalibrationError` naming the key.
 
         Calibrations written before the entries model lack its two keys: they load with
-        entries not modelled, as they were fitted."""
+        entries not modelled, as they were fitted; those written before the tail forms
+        lack ``tail_form`` and load as the Gaussian-type tail they were fitted with."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be a JSON object, got {type(data).__name__}")
         names = {
@@ -209,8 +235,9 @@ class Calibration:
             "entries_per_identity",
             "entries_exponent",
             "counts",
+            "tail_form",
         }
-        optional = {"entries_per_identity", "entries_exponent"}
+        optional = {"entries_per_identity", "entries_exponent", "tail_form"}
         missing = sorted(names - optional - set(data))
         unknown = sorted(set(data) - names)
         if missing or unknown:
@@ -226,7 +253,9 @@ class Calibration:
         for key in ("tail_start", "tail_probability", "tail_rate", "tail_curvature"):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
-        for key in ("size_scale", "size_exponent", *optional.intersection(data)):
+        if not isinstance(data.get("tail_form", "gaussian"), str):
+            raise CalibrationError("calibration 'tail_form' must be a string")
+        for key in ("size_scale", "size_exponent", *(optional - {"tail_form"}).intersection(data)):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
         if not all(map(_is_number, data["thresholds"].values())):
@@ -245,6 +274,7 @@ class Calibration:
             entries_per_identity=float(data.get("entries_per_identity", 1.0)),
             entries_exponent=float(data.get("entries_exponent", 0.0)),
             counts=dict(data["counts"]),
+            tail_form=data.get("tail_form", "gaussian"),
         )
 
 

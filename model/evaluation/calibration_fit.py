@@ -17,12 +17,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.calibration import (
+    TAIL_FORMS,
+    Calibration,
+    CalibrationError,
+    tail_coordinate,
+)
 from model.evaluation.open_set import FPIR_TARGETS, ArrayLike
 
 SURVIVAL_LEVELS = 48
 TAIL_FRACTION = 0.05  # the top 5% of impostor scores shape the extrapolated tail
 MIN_TAIL_SAMPLES = 20
+TAIL_CHECK_FRACTION = 0.1  # the rarest tenth of the tail checks each form's extrapolation
 MIN_IMPOSTOR_SCORES = 50
 # A sub-gallery enters the size and entries fits at a threshold only with this many false
 # matches observed, and while FPIR stays below this level (above it FPIR saturates to 1).
@@ -94,7 +100,7 @@ def fit_calibration(
             f"{matrix.shape[1]} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
         )
     probes, identities = matrix.shape
-    levels, survival, rate, curvature = _fit_tail(matrix.ravel())
+    levels, survival, form, rate, curvature = _fit_tail(matrix.ravel())
     tail = Calibration(
         gallery_identities=gallery_identities or identities,
         thresholds={},
@@ -104,6 +110,7 @@ def fit_calibration(
         tail_probability=survival[-1],
         tail_rate=rate,
         tail_curvature=curvature,
+        tail_form=form,
     )
     size_scale, size_exponent, points = _fit_size_model(matrix, seed)
     sized = dataclasses.replace(tail, size_scale=size_scale, size_exponent=size_exponent)
@@ -130,8 +137,11 @@ def fit_calibration(
     return dataclasses.replace(partial, thresholds=thresholds)
 
 
-def _fit_tail(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
-    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond."""
+def _fit_tail(
+    values: np.ndarray,
+) -> tuple[tuple[float, ...], tuple[float, ...], str, float, float]:
+    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond,
+    in the form (`TAIL_FORMS`) that better predicts the tail's rarest scores."""
     ordered = np.sort(values)[::-1]  # descending: ordered[k - 1] is reached by k scores
     count = len(ordered)
     tail_count = min(count - 1, max(MIN_TAIL_SAMPLES, round(TAIL_FRACTION * count)))
@@ -140,17 +150,36 @@ def _fit_tail(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...],
     survival = (ranks / count)[::-1]
     levels, keep = np.unique(levels, return_index=True)  # tied scores: keep the largest survival
     survival = np.array([survival[i] for i in keep])
-    # Order statistic k (1-based, descending) has survival k / count: fit
-    # -log(survival / p_u) = r x + c x^2 through the origin, by least squares with r, c >= 0.
-    x = ordered[:tail_count] - levels[-1]
-    y = np.log(tail_count / np.arange(1, tail_count + 1))
-    if not (x > 0).any():
+    start = float(levels[-1])
+    if not (ordered[:tail_count] > start).any():
         raise CalibrationError(
             "the highest impostor scores are all equal, so their tail cannot be modelled "
             "(collapsed embeddings?)"
         )
-    rate, curvature = _nonnegative_fit(x, y)
-    return tuple(map(float, levels)), tuple(map(float, survival)), rate, curvature
+    # Order statistic k (1-based, descending) has survival k / count: -log(survival / p_u)
+    # = r x + c x^2 through the origin, by least squares with r, c >= 0.
+    y = np.log(tail_count / np.arange(1, tail_count + 1))
+    form = _better_form(ordered[:tail_count], start, y)
+    rate, curvature = _nonnegative_fit(tail_coordinate(form, start, ordered[:tail_count]), y)
+    return tuple(map(float, levels)), tuple(map(float, survival)), form, rate, curvature
+
+
+def _better_form(tail: np.ndarray, start: float, y: np.ndarray) -> str:
+    """Fit each form without the tail's rarest ``TAIL_CHECK_FRACTION`` and keep the one whose
+    extrapolation to them errs least (squared log-survival): the job a tail has to do.
+    The Gaussian-type form wins ties and tails too short to check."""
+    held = int(TAIL_CHECK_FRACTION * len(tail))
+    if held < MIN_TAIL_SAMPLES // 2:
+        return TAIL_FORMS[0]
+    errors = {}
+    for form in TAIL_FORMS:
+        x = tail_coordinate(form, start, tail)
+        if not (x[held:] > 0).any():
+            return TAIL_FORMS[0]
+        rate, curvature = _nonnegative_fit(x[held:], y[held:])
+        predicted = rate * x[:held] + curvature * x[:held] ** 2
+        errors[form] = float(((predicted - y[:held]) ** 2).mean())
+    return min(TAIL_FORMS, key=lambda form: (errors[form], TAIL_FORMS.index(form)))
 
 
 def _nonnegative_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -56,6 +56,46 @@ def test_correlated_scores_are_modelled_by_a_smaller_effective_size() -> None:
             assert 0.5 <= true_fpir / fpir <= 2.0, (gallery, fpir)
 
 
+COSINE_DIM = 16
+
+
+def _cosine_survival() -> tuple[np.ndarray, np.ndarray]:
+    """P(s >= t) for the cosine of two random directions in ``COSINE_DIM`` dimensions, on a
+    grid: density proportional to (1 - s^2)^((d - 3) / 2), integrated numerically."""
+    grid = np.linspace(-1.0, 1.0, 2_000_001)
+    density = np.clip(1.0 - grid * grid, 0.0, None) ** ((COSINE_DIM - 3) / 2)
+    survival = np.cumsum(density[::-1])[::-1]
+    return grid, survival / survival[0]
+
+
+@pytest.fixture(scope="module")
+def bounded() -> tuple[Calibration, np.ndarray, np.ndarray]:
+    """Impostor scores with a tail that vanishes at the bound of 1, far faster than a
+    Gaussian's: cosines of random 16-d directions, (1 + s) / 2 ~ Beta(7.5, 7.5)."""
+    half = (COSINE_DIM - 1) / 2
+    scores = 2.0 * np.random.default_rng(3).beta(half, half, size=(1000, 400)) - 1.0
+    return (fit_calibration(scores), *_cosine_survival())
+
+
+@pytest.mark.parametrize("gallery", [50, 200, 750])
+@pytest.mark.parametrize("fpir", [0.1, 0.01, 0.001])
+def test_a_tail_bounded_at_one_keeps_its_promise_beyond_the_data(
+    bounded: tuple[Calibration, np.ndarray, np.ndarray], gallery: int, fpir: float
+) -> None:
+    """At 750 identities and 0.1% the threshold needs p = 1.3e-6, half the rarest of the
+    400,000 scores. The Gaussian-type form alone put its threshold where the true p is
+    200x smaller than promised: no false match at all, and recall thrown away."""
+    calibration, grid, survival = bounded
+    assert calibration.tail_form == "bounded"
+    threshold = calibration.threshold_for(fpir, gallery)
+    true_fpir = 1.0 - (1.0 - float(np.interp(threshold, grid, survival))) ** gallery
+    assert 0.5 <= true_fpir / fpir <= 2.0
+
+
+def test_gaussian_scores_keep_the_gaussian_form(independent: Calibration) -> None:
+    assert independent.tail_form == "gaussian"
+
+
 def test_threshold_and_false_positive_rate_are_inverses(independent: Calibration) -> None:
     for gallery in (1, 37, 5000):
         for fpir in (0.2, 0.01, 1e-5):
@@ -93,6 +133,8 @@ def test_round_trips_through_json(independent: Calibration) -> None:
         ({"thresholds": {"1.5": 0.3}}, "not a valid operating point"),
         ({"counts": {"nonmated_probes": -1}}, "counts.nonmated_probes"),
         ({"tail_start": "high"}, "tail_start"),
+        ({"tail_form": "pareto"}, "tail_form"),
+        ({"tail_form": 1}, "tail_form"),
     ],
 )
 def test_invalid_calibrations_are_refused(
@@ -104,6 +146,25 @@ def test_invalid_calibrations_are_refused(
         data["tail_start"], data["tail_probability"] = 0.3, 0.7
     with pytest.raises(CalibrationError, match=message):
         Calibration.from_dict(data)
+
+
+def test_cards_from_before_the_tail_forms_load_as_gaussian(independent: Calibration) -> None:
+    data = independent.to_dict()
+    del data["tail_form"]
+    assert Calibration.from_dict(data).tail_form == "gaussian"
+
+
+def test_bounded_thresholds_and_rates_are_inverses(
+    bounded: tuple[Calibration, np.ndarray, np.ndarray],
+) -> None:
+    calibration = bounded[0]
+    for gallery in (1, 37, 5000):
+        for fpir in (0.2, 0.01, 1e-5):
+            threshold = calibration.threshold_for(fpir, gallery)
+            assert threshold < 1.0
+            assert calibration.false_positive_rate(threshold, gallery) == pytest.approx(
+                fpir, rel=1e-6
+            )
 
 
 def test_missing_or_unknown_keys_are_refused(independent: Calibration) -> None:
