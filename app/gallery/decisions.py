@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from app.gallery.admitted import AdmittedCountCache
 from app.gallery.calibrations import Calibrations, InForce, Source
 from app.gallery.search import GallerySearch, IdentityMatch, QueryFilters
 from app.gallery.store import AdmittedCounts, EntryStore
@@ -74,6 +75,7 @@ class OpenSetDecider:
         self._store = store
         self._search = search
         self._calibrations = calibrations
+        self._admitted = AdmittedCountCache(store)
 
     def in_force(self) -> InForce | None:
         return self._calibrations.in_force()
@@ -81,7 +83,7 @@ class OpenSetDecider:
     def overview(self) -> Overview:
         """Thresholds and curve of the calibration in force at the current gallery size."""
         in_force = self.in_force()
-        counts = self._store.admitted_counts()
+        counts = self._admitted.counts()
         thresholds: list[OperatingPoint] = []
         curve: list[OperatingPoint] = []
         if in_force is not None and counts.identities > 0:
@@ -102,7 +104,7 @@ class OpenSetDecider:
 
     def effective_gallery(self, filters: QueryFilters) -> AdmittedCounts:
         """How many identities, and entries, the filters leave a probe to be compared with."""
-        return self._store.admitted_counts(
+        return self._admitted.counts(
             exclude_camera=filters.camera if filters.exclude_same_camera else None,
             captured_after=filters.captured_after,
             captured_before=filters.captured_before,

@@ -31,10 +31,12 @@ _VECTOR_CHUNK = 20_000
 
 
 class AdmittedCounts(NamedTuple):
-    """The effective gallery of a query: identities its filters leave, and their entries."""
+    """The effective gallery of a query: identities its filters leave, and their entries,
+    as of change-log position ``head``."""
 
     identities: int
     entries: int
+    head: int = 0
 
     @property
     def entries_per_identity(self) -> float | None:
@@ -209,10 +211,14 @@ class EntryStore:
             .group_by(GalleryEntry.identity)
             .subquery()
         )
-        totals = select(func.count(), func.coalesce(func.sum(per_identity.c.entries), 0))
+        totals = select(
+            func.count(),
+            func.coalesce(func.sum(per_identity.c.entries), 0),
+            select(func.max(GalleryChange.seq)).scalar_subquery(),  # same snapshot
+        )
         with self.sessions() as session:
-            identities, entries = session.execute(totals.select_from(per_identity)).one()
-        return AdmittedCounts(int(identities), int(entries))
+            identities, entries, head = session.execute(totals.select_from(per_identity)).one()
+        return AdmittedCounts(int(identities), int(entries), int(head or 0))
 
     # ----------------------------------------------------------------- writes
     def holders(self, hashes: Iterable[str]) -> dict[str, GalleryEntry]:
