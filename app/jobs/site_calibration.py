@@ -160,6 +160,7 @@ def _fit(
             "size_exponent": calibration.size_exponent,
             "entries_per_identity": calibration.entries_per_identity,
             "entries_exponent": calibration.entries_exponent,
+            "tail_form": calibration.tail_form,
         },
         "split": split,
         "operating_points": _operating_points(calibration, scores, nonmated, probe_codes),

@@ -140,18 +140,25 @@ def fit_calibration(
 def _fit_tail(
     values: np.ndarray,
 ) -> tuple[tuple[float, ...], tuple[float, ...], str, float, float]:
-    """Empirical survival levels down to the top ``TAIL_FRACTION``; the fitted tail beyond,
-    in the form (`TAIL_FORMS`) that better predicts the tail's rarest scores."""
+    """Empirical survival levels down to the ``MIN_TAIL_SAMPLES``-th highest score, and a
+    tail beyond them whose shape is fitted on the top ``TAIL_FRACTION``, in the form
+    (`TAIL_FORMS`) that better predicts the rarest of those scores.
+
+    Where there are scores, they are the answer: the fitted shape only carries the
+    survival on from the last level that still rests on ``MIN_TAIL_SAMPLES`` scores.
+    Anchoring the fitted curve at the top 5% instead made it extrapolate over a thousand-fold
+    range of ``p`` where the data still had something to say."""
     ordered = np.sort(values)[::-1]  # descending: ordered[k - 1] is reached by k scores
     count = len(ordered)
     tail_count = min(count - 1, max(MIN_TAIL_SAMPLES, round(TAIL_FRACTION * count)))
-    ranks = np.unique(np.geomspace(tail_count, count, SURVIVAL_LEVELS).round().astype(int))
+    anchor_rank = min(tail_count, MIN_TAIL_SAMPLES)
+    ranks = np.unique(np.geomspace(anchor_rank, count, SURVIVAL_LEVELS).round().astype(int))
     levels = ordered[ranks - 1][::-1]
     survival = (ranks / count)[::-1]
     levels, keep = np.unique(levels, return_index=True)  # tied scores: keep the largest survival
     survival = np.array([survival[i] for i in keep])
-    start = float(levels[-1])
-    if not (ordered[:tail_count] > start).any():
+    fit_start = float(ordered[tail_count - 1])
+    if not (ordered[:tail_count] > fit_start).any():
         raise CalibrationError(
             "the highest impostor scores are all equal, so their tail cannot be modelled "
             "(collapsed embeddings?)"
@@ -159,8 +166,11 @@ def _fit_tail(
     # Order statistic k (1-based, descending) has survival k / count: -log(survival / p_u)
     # = r x + c x^2 through the origin, by least squares with r, c >= 0.
     y = np.log(tail_count / np.arange(1, tail_count + 1))
-    form = _better_form(ordered[:tail_count], start, y)
-    rate, curvature = _nonnegative_fit(tail_coordinate(form, start, ordered[:tail_count]), y)
+    form = _better_form(ordered[:tail_count], fit_start, y)
+    rate, curvature = _nonnegative_fit(tail_coordinate(form, fit_start, ordered[:tail_count]), y)
+    # The same curve, continued from the last level: x' = x - d, so r' = r + 2 c d.
+    offset = float(tail_coordinate(form, fit_start, levels[-1]))
+    rate += 2.0 * curvature * offset
     return tuple(map(float, levels)), tuple(map(float, survival)), form, rate, curvature
 
 
