@@ -84,7 +84,7 @@ def test_a_tail_bounded_at_one_keeps_its_promise_beyond_the_data(
 ) -> None:
     """At 750 identities and 0.1% the threshold needs p = 1.3e-6, half the rarest of the
     400,000 scores. The Gaussian-type form alone put its threshold where the true p is
-    200x smaller than promised: no false match at all, and recall thrown away."""
+    50x smaller than promised (true FPIR 0.02x the target), throwing recall away."""
     calibration, grid, survival = bounded
     assert calibration.tail_form == "bounded"
     threshold = calibration.threshold_for(fpir, gallery)
