@@ -114,6 +114,8 @@ def fit(state: RunState) -> Progress:
             if attention is not None:
                 row["attention_correlation"] = attention.correlation_with_mean
                 last_metrics["spatial_attention"] = attention.to_dict()
+                if attention.collapse:
+                    print(f"warning: epoch {epoch}: {attention.collapse}", flush=True)
             row["wall_seconds"] = time.perf_counter() - state.started_at
             _announce(epoch, row, result)
             _save(state, result, last_metrics)

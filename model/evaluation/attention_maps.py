@@ -30,6 +30,18 @@ class MaskStatistics:
     mean: float
     saturated_fraction: float
 
+    @property
+    def collapse(self) -> str | None:
+        """Why these masks are no attention at all, or None: every mask flat (saturated at
+        0 or 1, or one value everywhere). A multiplicative mask saturated at 0 passes no
+        signal and no gradient, so it cannot recover; a too-high learning rate does it."""
+        if self.flat_masks < self.crops:
+            return None
+        return (
+            f"spatial attention collapsed: all {self.crops} masks are flat "
+            f"(mean {self.mean:.2f}); a lower --lr may keep it alive"
+        )
+
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: a correlation that is undefined (every mask flat) becomes None."""
         values = asdict(self)

@@ -41,6 +41,16 @@ def test_flat_masks_are_counted_not_correlated() -> None:
     assert only_flat.saturated_fraction == 1.0 and only_flat.mean == pytest.approx(0.98)
 
 
+def test_only_flat_masks_are_called_a_collapse() -> None:
+    """A tiny run at lr 0.01 ended with every mask exactly 0 (fp32) or 1 (bf16) on one CPU
+    and healthy on another: the trainer says so rather than logging a null correlation."""
+    dead = mask_statistics(torch.zeros(3, 1, 16, 8))
+    assert dead.collapse is not None and "all 3 masks are flat (mean 0.00)" in dead.collapse
+    one_alive = torch.zeros(3, 1, 16, 8)
+    one_alive[1, 0, :8] = 0.7
+    assert mask_statistics(one_alive).collapse is None
+
+
 @pytest.mark.parametrize("shape", [(0, 1, 16, 8), (16, 8), (2, 1, 1, 16, 8)])
 def test_bad_shapes_are_refused(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="masks of shape"):
