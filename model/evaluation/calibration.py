@@ -17,9 +17,10 @@ store one threshold but a model with two parts, fitted on labelled data:
    * ``bounded``: ``x = log((1 - u) / (1 - T))``, a tail that vanishes at the cosine's
      bound of 1 (a power of the distance to 1, like the cosine of random directions).
 
-   The fit keeps the form that better predicts the rarest tenth of the tail from the
-   rest of it (`calibration_fit`). A trained embedding's impostor scores can fall off
-   far faster near the top than a Gaussian-type fit to the top 5% carries on: on
+   The fit checks how well each form predicts the rarest tenth of the tail from the rest
+   of it and keeps ``bounded`` only when it clearly does better (`calibration_fit`).
+   A trained embedding's impostor scores can fall off far faster near the top than a
+   Gaussian-type fit to the top 5% carries on: on
    Market-1501 that fit promised p 13x too high at T = 0.87, so thresholds for small
    FPIR came out too strict (docs/open_set.md). A generalised Pareto tail with a free
    endpoint was tried first and mis-extrapolated both ways (its bounded fit promised
