@@ -7,11 +7,12 @@ store one threshold but a model with two parts, fitted on labelled data:
 1. **The per-identity impostor tail** ``p(T) = P(s >= T)``, where ``s`` is a non-mated
    probe's score against ONE gallery identity (max over that identity's entries).
    Up to ``tail_start`` it is the empirical survival function, kept as a few dozen
-   (score, survival) levels down to the top ``TAIL_FRACTION`` of impostor scores.
+   (score, survival) levels down to the ``MIN_TAIL_SAMPLES``-th highest impostor score.
    Above it the thresholds for small FPIR at large galleries
-   lie beyond the observed impostor scores and must be extrapolated, so the top
-   ``TAIL_FRACTION`` of the scores is fitted with ``log p(T) = log p(u) - r x - c x^2``
-   (``r, c >= 0``) in one of two coordinates, the ``tail_form``:
+   lie beyond the observed impostor scores and must be extrapolated: the shape of the
+   top ``TAIL_FRACTION`` of the scores is fitted with ``log p(T) = log p(u) - r x - c x^2``
+   (``r, c >= 0``) and continued from ``tail_start``, in one of two coordinates, the
+   ``tail_form``:
 
    * ``gaussian``: ``x = T - u``, a Gaussian-type tail (exponential when ``c = 0``);
    * ``bounded``: ``x = log((1 - u) / (1 - T))``, a tail that vanishes at the cosine's
@@ -20,11 +21,13 @@ store one threshold but a model with two parts, fitted on labelled data:
    The fit checks how well each form predicts the rarest tenth of the tail from the rest
    of it and keeps ``bounded`` only when it clearly does better (`calibration_fit`).
    A trained embedding's impostor scores can fall off far faster near the top than a
-   Gaussian-type fit to the top 5% carries on: on
-   Market-1501 that fit promised p 13x too high at T = 0.87, so thresholds for small
-   FPIR came out too strict (docs/open_set.md). A generalised Pareto tail with a free
-   endpoint was tried first and mis-extrapolated both ways (its bounded fit promised
-   4x too little FPIR at 100x beyond the data, its exponential limit 100x too much).
+   Gaussian-type fit to the top 5% carries on: on one Market-1501 run that fit promised
+   p 13x too high at T = 0.87, so thresholds for small FPIR came out too strict
+   (docs/open_set.md); on another the calibration's tail was lighter than the test
+   identities', and the faithful bounded form broke the promise worse. A generalised
+   Pareto tail with a free endpoint was tried first and mis-extrapolated both ways (its
+   bounded fit promised 4x too little FPIR at 100x beyond the data, its exponential
+   limit 100x too much).
 2. **The size model**. If a probe's scores against different identities were
    independent, ``FPIR_N(T) = 1 - (1 - p(T))^N``. They are not quite: a probe that
    looks generic scores high against everyone. So the exponent is an *effective*
