@@ -101,6 +101,13 @@ class CalibrationOverview(BaseModel):
         description="what the fit rests on: impostor_scores, nonmated_probes, mated_probes, "
         "enrolled_identities, withheld_identities, size_fit_points"
     )
+    fpir_spread: dict[str, list[float]] | None = Field(
+        description="for each stated threshold (at calibrated_gallery_identities): the 10th "
+        "and 90th percentile of the FPIR it would be promised if the calibration had seen "
+        "another sample of people like its own; a wide band means the promise rests on few "
+        "people (empty for calibrations made before it was measured)",
+        examples=[{"0.01": [0.004, 0.03]}],
+    )
     created_at: datetime | None = Field(description="when the site calibration was fitted")
     job_id: str | None = Field(description="the POST /calibrate job that fitted it")
     split: dict[str, Any] | None = Field(description="how that job split its probes")
@@ -119,6 +126,9 @@ class CalibrationOverview(BaseModel):
             if calibration is None
             else calibration.gallery_identities,
             counts=None if calibration is None else dict(calibration.counts),
+            fpir_spread=None
+            if calibration is None
+            else {key: list(band) for key, band in calibration.fpir_spread.items()},
             created_at=None if in_force is None else in_force.created_at,
             job_id=None if in_force is None else in_force.job_id,
             split=None if in_force is None else in_force.details,

@@ -146,6 +146,7 @@ def _fit(
             entries=entries,
             mated_probes=split["mated_probes"],
             withheld_identities=len(withheld),
+            probe_groups=np.array(probe_identities, dtype=object)[nonmated],
             seed=SEED,
         )
     except CalibrationError as error:
@@ -161,6 +162,7 @@ def _fit(
             "entries_per_identity": calibration.entries_per_identity,
             "entries_exponent": calibration.entries_exponent,
             "tail_form": calibration.tail_form,
+            "fpir_spread": {key: list(band) for key, band in calibration.fpir_spread.items()},
         },
         "split": split,
         "operating_points": _operating_points(calibration, scores, nonmated, probe_codes),

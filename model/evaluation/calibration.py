@@ -96,6 +96,9 @@ class Calibration:
     entries_exponent: float = 0.0  # 0: entries per identity not modelled
     counts: Mapping[str, int] = field(default_factory=dict)
     tail_form: str = "gaussian"  # the coordinate x of the fitted tail (module docstring)
+    # Per stated threshold: the FPIR it would be promised at gallery_identities if the
+    # calibration's people were resampled (low, high; `calibration_spread`). Empty: unknown.
+    fpir_spread: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_positive_int("gallery_identities", self.gallery_identities)
@@ -130,6 +133,11 @@ class Calibration:
                 raise CalibrationError(f"threshold {key}: {value!r} is not a valid operating point")
         for key, count in self.counts.items():
             _check_count(f"counts.{key}", count)
+        for key, band in self.fpir_spread.items():
+            if key not in self.thresholds:
+                raise CalibrationError(f"fpir_spread {key!r} is not a stated threshold")
+            if len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0:
+                raise CalibrationError(f"fpir_spread {key!r}: {band!r} is not a [low, high] rate")
 
     def impostor_survival(self, threshold: float | np.ndarray) -> np.ndarray:
         """``p(T)``: the chance one gallery identity scores ``>= T`` against a non-mated probe."""
@@ -214,6 +222,7 @@ class Calibration:
             "entries_exponent": self.entries_exponent,
             "counts": dict(self.counts),
             "tail_form": self.tail_form,
+            "fpir_spread": {key: list(band) for key, band in self.fpir_spread.items()},
         }
 
     @classmethod
@@ -222,7 +231,8 @@ class Calibration:
 
         Calibrations written before the entries model lack its two keys: they load with
         entries not modelled, as they were fitted; those written before the tail forms
-        lack ``tail_form`` and load as the Gaussian-type tail they were fitted with."""
+        lack ``tail_form`` and load as the Gaussian-type tail they were fitted with; those
+        written before the spread lack ``fpir_spread`` and load with it unknown."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be a JSON object, got {type(data).__name__}")
         names = {
@@ -240,8 +250,9 @@ class Calibration:
             "entries_exponent",
             "counts",
             "tail_form",
+            "fpir_spread",
         }
-        optional = {"entries_per_identity", "entries_exponent", "tail_form"}
+        optional = {"entries_per_identity", "entries_exponent", "tail_form", "fpir_spread"}
         missing = sorted(names - optional - set(data))
         unknown = sorted(set(data) - names)
         if missing or unknown:
@@ -259,11 +270,17 @@ class Calibration:
                 raise CalibrationError(f"calibration '{key}' must be a number")
         if not isinstance(data.get("tail_form", "gaussian"), str):
             raise CalibrationError("calibration 'tail_form' must be a string")
-        for key in ("size_scale", "size_exponent", *(optional - {"tail_form"}).intersection(data)):
+        numbers = optional - {"tail_form", "fpir_spread"}
+        for key in ("size_scale", "size_exponent", *numbers.intersection(data)):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
         if not all(map(_is_number, data["thresholds"].values())):
             raise CalibrationError("calibration 'thresholds' values must be numbers")
+        spread = data.get("fpir_spread", {})
+        if not isinstance(spread, dict) or not all(
+            isinstance(band, list) and all(map(_is_number, band)) for band in spread.values()
+        ):
+            raise CalibrationError("calibration 'fpir_spread' must map thresholds to [low, high]")
         return cls(
             gallery_identities=data["gallery_identities"],
             thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
@@ -279,6 +296,7 @@ class Calibration:
             entries_exponent=float(data.get("entries_exponent", 0.0)),
             counts=dict(data["counts"]),
             tail_form=data.get("tail_form", "gaussian"),
+            fpir_spread={str(k): tuple(float(v) for v in band) for k, band in spread.items()},
         )
 
 

@@ -90,5 +90,6 @@ def calibrate_labelled_set(
         entries=entries,
         mated_probes=int((~nonmated).sum()),
         withheld_identities=len(withheld),
+        probe_groups=labels[probe_rows][nonmated],
         seed=seed,
     )

@@ -124,6 +124,11 @@ def test_a_site_calibration_takes_precedence_survives_restarts_and_deletes_to_th
         assert overview["gallery_identities"] == 6
         assert overview["split"] == split
         assert overview["counts"] == counts
+        spread = overview["fpir_spread"]
+        assert spread == result["calibration"]["fpir_spread"]
+        assert spread == {key: list(band) for key, band in fitted.fpir_spread.items()}
+        assert set(spread) == {"0.1", "0.01", "0.001"}
+        assert all(0.0 <= low <= high <= 1.0 for low, high in spread.values())
         assert [p["false_positive_rate"] for p in overview["thresholds"]] == [0.1, 0.01, 0.001]
         for point in overview["thresholds"] + overview["curve"]:
             expected = fitted.threshold_for(point["false_positive_rate"], 6)
@@ -164,6 +169,7 @@ def test_an_uncalibrated_model_is_calibrated_by_the_site_and_back(service: Servi
             "curve": [],
             "calibrated_gallery_identities": None,
             "counts": None,
+            "fpir_spread": None,
             "created_at": None,
             "job_id": None,
             "split": None,
