@@ -20,8 +20,10 @@ import sys
 
 import numpy as np
 
+from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.labelled_calibration import calibrate_labelled_set
 from model.evaluation.open_set import FPIR_TARGETS, identity_scores
+from training.calibrate import parse_confidence
 
 
 def population(
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nonmated-identities", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--confidence", type=parse_confidence, default=DEFAULT_CONFIDENCE, help="or 'none'"
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration_set = population(args.calibration_identities, args.images, generic, rng)
     pids = np.repeat(np.arange(args.calibration_identities), args.images)
     calibration = calibrate_labelled_set(
-        calibration_set.reshape(-1, args.dim), pids, seed=args.seed
+        calibration_set.reshape(-1, args.dim), pids, seed=args.seed, confidence=args.confidence
     )
     print(json.dumps({"calibration_counts": dict(calibration.counts),
                       "size_scale": calibration.size_scale,

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from model.checkpoint import CheckpointError, read_model_card
 from model.compute import SWITCHES, ComputeSettings
 from model.evaluation.calibration import CalibrationError
+from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.layouts.catalogue import LAYOUT_NAMES, read_layout
 from model.evaluation.layouts.records import DISTRACTOR_PID, DatasetLayoutError, ImageRecord
 from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="RUN",
         help="only the training identities this run directory held out of training",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=parse_confidence,
+        default=DEFAULT_CONFIDENCE,
+        metavar="C",
+        help="share of people-resampled calibrations whose promise the thresholds keep, in "
+        f"[0.5, 1), or 'none' for the plain fit (default {DEFAULT_CONFIDENCE}; "
+        "docs/open_set.md)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
@@ -130,12 +140,26 @@ def _calibrate(args: argparse.Namespace) -> dict[str, object]:
             gallery_identities=args.gallery_identities,
             seed=args.seed,
             flip=args.flip,
+            confidence=args.confidence,
         )
     except CheckpointError as error:
         raise UsageError(f"--checkpoint: {error}") from None
     except CalibrationError as error:
         raise UsageError(f"cannot calibrate on {args.data_dir}: {error}") from None
     return {"checkpoint": str(args.checkpoint), "calibration": calibration.to_dict()}
+
+
+def parse_confidence(text: str) -> float | None:
+    """argparse type: 'none', or a share in [0.5, 1)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'none'") from None
+    if not 0.5 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0.5, 1) or 'none', got {value}")
+    return value
 
 
 def _held_out_by(run: Path, records: list[ImageRecord]) -> list[ImageRecord]:

@@ -17,6 +17,7 @@ import torch
 from model.checkpoint import load_checkpoint, write_model_card
 from model.compute import ComputeSettings
 from model.evaluation.calibration import Calibration
+from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.labelled_calibration import calibrate_labelled_set
 from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
 from training.engine import extract_split
@@ -31,6 +32,7 @@ def calibrate_checkpoint(
     gallery_identities: int | None = None,
     seed: int = 0,
     flip: bool = False,
+    confidence: float | None = DEFAULT_CONFIDENCE,
 ) -> Calibration:
     """Embed the labelled ``batches`` with the checkpoint, fit, and rewrite its card.
 
@@ -45,6 +47,7 @@ def calibrate_checkpoint(
         withheld_fraction=withheld_fraction,
         gallery_identities=gallery_identities,
         seed=seed,
+        confidence=confidence,
     )
     write_model_card(directory, dataclasses.replace(card, calibration=calibration))
     return calibration

@@ -99,6 +99,9 @@ class Calibration:
     # Per stated threshold: the FPIR it would be promised at gallery_identities if the
     # calibration's people were resampled (low, high; `calibration_spread`). Empty: unknown.
     fpir_spread: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # The share of people-resampled calibrations whose promise the curve keeps
+    # (`calibration_bootstrap`); None: the curve is the plain fit (and older cards).
+    confidence: float | None = None
 
     def __post_init__(self) -> None:
         _check_positive_int("gallery_identities", self.gallery_identities)
@@ -133,6 +136,10 @@ class Calibration:
                 raise CalibrationError(f"threshold {key}: {value!r} is not a valid operating point")
         for key, count in self.counts.items():
             _check_count(f"counts.{key}", count)
+        if self.confidence is not None and not 0.5 <= self.confidence < 1.0:
+            raise CalibrationError(
+                f"confidence must be in [0.5, 1) or null, got {self.confidence!r}"
+            )
         for key, band in self.fpir_spread.items():
             if key not in self.thresholds:
                 raise CalibrationError(f"fpir_spread {key!r} is not a stated threshold")
@@ -189,9 +196,10 @@ class Calibration:
             raise CalibrationError(f"fpir must be in (0, 1), got {fpir!r}")
         exponent = self.effective_identities(gallery_identities, entries_per_identity)
         target = float(-np.expm1(np.log1p(-fpir) / exponent))  # 1 - (1 - f)^(1/N_eff)
-        return self._score_at_survival(target)
+        return self.score_at_survival(target)
 
-    def _score_at_survival(self, p: float) -> float:
+    def score_at_survival(self, p: float) -> float:
+        """The threshold ``T`` with ``p(T) = p``: one identity's chance of reaching it."""
         scores, survival = np.asarray(self.survival_scores), np.asarray(self.survival)
         if p >= survival[0]:
             return float(scores[0])
@@ -223,6 +231,7 @@ class Calibration:
             "counts": dict(self.counts),
             "tail_form": self.tail_form,
             "fpir_spread": {key: list(band) for key, band in self.fpir_spread.items()},
+            "confidence": self.confidence,
         }
 
     @classmethod
@@ -232,7 +241,8 @@ class Calibration:
         Calibrations written before the entries model lack its two keys: they load with
         entries not modelled, as they were fitted; those written before the tail forms
         lack ``tail_form`` and load as the Gaussian-type tail they were fitted with; those
-        written before the spread lack ``fpir_spread`` and load with it unknown."""
+        written before the bootstrap lack ``fpir_spread`` and ``confidence`` and load as the
+        plain fits they are."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be a JSON object, got {type(data).__name__}")
         names = {
@@ -251,8 +261,15 @@ class Calibration:
             "counts",
             "tail_form",
             "fpir_spread",
+            "confidence",
         }
-        optional = {"entries_per_identity", "entries_exponent", "tail_form", "fpir_spread"}
+        optional = {
+            "entries_per_identity",
+            "entries_exponent",
+            "tail_form",
+            "fpir_spread",
+            "confidence",
+        }
         missing = sorted(names - optional - set(data))
         unknown = sorted(set(data) - names)
         if missing or unknown:
@@ -270,7 +287,7 @@ class Calibration:
                 raise CalibrationError(f"calibration '{key}' must be a number")
         if not isinstance(data.get("tail_form", "gaussian"), str):
             raise CalibrationError("calibration 'tail_form' must be a string")
-        numbers = optional - {"tail_form", "fpir_spread"}
+        numbers = optional - {"tail_form", "fpir_spread", "confidence"}
         for key in ("size_scale", "size_exponent", *numbers.intersection(data)):
             if not _is_number(data[key]):
                 raise CalibrationError(f"calibration '{key}' must be a number")
@@ -281,6 +298,9 @@ class Calibration:
             isinstance(band, list) and all(map(_is_number, band)) for band in spread.values()
         ):
             raise CalibrationError("calibration 'fpir_spread' must map thresholds to [low, high]")
+        confidence = data.get("confidence")
+        if confidence is not None and not _is_number(confidence):
+            raise CalibrationError("calibration 'confidence' must be a number or null")
         return cls(
             gallery_identities=data["gallery_identities"],
             thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
@@ -297,6 +317,7 @@ class Calibration:
             counts=dict(data["counts"]),
             tail_form=data.get("tail_form", "gaussian"),
             fpir_spread={str(k): tuple(float(v) for v in band) for k, band in spread.items()},
+            confidence=None if confidence is None else float(confidence),
         )
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from model.evaluation.calibration import Calibration, CalibrationError
-from model.evaluation.calibration_spread import fpir_spread
+from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE, bootstrap_people
 from model.evaluation.calibration_tail import fit_tail
 from model.evaluation.open_set import FPIR_TARGETS, ArrayLike
 
@@ -71,6 +71,7 @@ def fit_calibration(
     withheld_identities: int = 0,
     entries: EntryScores | None = None,
     probe_groups: ArrayLike | None = None,
+    confidence: float | None = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Calibration:
     """Fit the tail and size models on a (non-mated probe x enrolled identity) score matrix,
@@ -78,8 +79,10 @@ def fit_calibration(
 
     ``gallery_identities`` is the size the stated ``thresholds`` are for (default: the
     matrix's identity count); the other counts are recorded for provenance.
-    ``probe_groups`` names each row's person, so that the thresholds' ``fpir_spread``
-    resamples people rather than crops (`calibration_spread`).
+    ``probe_groups`` names each row's person, so that the bootstrap resamples people
+    rather than crops; its ``confidence`` envelope is the curve in force (None: the plain
+    fit), and ``fpir_spread`` says how far each stated promise could move
+    (`calibration_bootstrap`).
     """
     matrix = np.asarray(nonmated_scores, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
@@ -128,10 +131,13 @@ def fit_calibration(
     thresholds = {
         str(target): partial.threshold_for(target, partial.gallery_identities) for target in targets
     }
-    stated = dataclasses.replace(partial, thresholds=thresholds)
-    groups = None if probe_groups is None else np.asarray(probe_groups)
-    spread = fpir_spread(matrix, stated, probe_groups=groups, seed=seed)
-    return dataclasses.replace(stated, fpir_spread=spread)
+    return bootstrap_people(
+        matrix,
+        dataclasses.replace(partial, thresholds=thresholds),
+        probe_groups=None if probe_groups is None else np.asarray(probe_groups),
+        confidence=confidence,
+        seed=seed,
+    )
 
 
 def _fit_size_model(matrix: np.ndarray, seed: int) -> tuple[float, float, int]:

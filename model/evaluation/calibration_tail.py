@@ -32,10 +32,10 @@ class TailFit(NamedTuple):
     curvature: float
 
 
-def fit_tail(values: np.ndarray) -> TailFit:
+def fit_tail(values: np.ndarray, form: str | None = None) -> TailFit:
     """Empirical survival levels down to the ``MIN_TAIL_SAMPLES``-th highest score, and a
-    tail beyond them whose shape is fitted on the top ``TAIL_FRACTION``, in the form
-    (`TAIL_FORMS`) that better predicts the rarest of those scores.
+    tail beyond them whose shape is fitted on the top ``TAIL_FRACTION``, in ``form`` or,
+    when None, the form (`TAIL_FORMS`) that better predicts the rarest of those scores.
 
     Where there are scores, they are the answer: the fitted shape only carries the
     survival on from the last level that still rests on ``MIN_TAIL_SAMPLES`` scores.
@@ -59,7 +59,7 @@ def fit_tail(values: np.ndarray) -> TailFit:
     # Order statistic k (1-based, descending) has survival k / count: -log(survival / p_u)
     # = r x + c x^2 through the origin, by least squares with r, c >= 0.
     y = np.log(tail_count / np.arange(1, tail_count + 1))
-    form = _better_form(ordered[:tail_count], fit_start, y)
+    form = form or _better_form(ordered[:tail_count], fit_start, y)
     rate, curvature = _nonnegative_fit(tail_coordinate(form, fit_start, ordered[:tail_count]), y)
     # The same curve, continued from the last level: x' = x - d, so r' = r + 2 c d.
     offset = float(tail_coordinate(form, fit_start, levels[-1]))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from model.evaluation.calibration import Calibration, CalibrationError
+from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.calibration_fit import entry_scores, fit_calibration
 from model.evaluation.open_set import (
     DEFAULT_WITHHELD_FRACTION,
@@ -54,11 +55,13 @@ def calibrate_labelled_set(
     gallery_fraction: float = DEFAULT_GALLERY_FRACTION,
     gallery_identities: int | None = None,
     seed: int = 0,
+    confidence: float | None = DEFAULT_CONFIDENCE,
 ) -> Calibration:
     """Fit a `Calibration` on labelled embeddings (rows of ``features``, one pid each).
 
     ``gallery_identities`` is the size its stated thresholds are for (default: the
     enrolled identity count); `Calibration.threshold_for` answers for any other size.
+    ``confidence``: see `calibration_bootstrap` (None: the plain fit).
     Raises `CalibrationError` when the set is too small to calibrate on.
     """
     labels = np.asarray(pids.cpu() if isinstance(pids, torch.Tensor) else pids, dtype=np.int64)
@@ -91,5 +94,6 @@ def calibrate_labelled_set(
         mated_probes=int((~nonmated).sum()),
         withheld_identities=len(withheld),
         probe_groups=labels[probe_rows][nonmated],
+        confidence=confidence,
         seed=seed,
     )

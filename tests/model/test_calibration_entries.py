@@ -25,7 +25,7 @@ def _calibrate(entry_scores: np.ndarray, *, with_entries: bool = True) -> Calibr
     owner = np.repeat(np.arange(IDENTITIES), ENTRIES)
     identity_scores = entry_scores.reshape(PROBES, IDENTITIES, ENTRIES).max(axis=2)
     entries = EntryScores(entry_scores, owner) if with_entries else None
-    return fit_calibration(identity_scores, entries=entries)
+    return fit_calibration(identity_scores, entries=entries, confidence=None)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,16 @@ def test_writes_a_calibration_into_the_card_and_keeps_the_version(
     assert after.calibration.gallery_identities == 500
     assert after.calibration.counts["withheld_identities"] == 4
     assert after.calibration.counts["nonmated_probes"] == 16  # 4 identities x 4 crops
+    assert after.calibration.confidence == 0.9
+
+
+def test_the_plain_fit_can_be_asked_for(setup: tuple[Path, Path], tmp_path: Path, capsys):
+    data, template = setup
+    checkpoint = Path(shutil.copytree(template, tmp_path / "ckpt"))
+    argv = ["--checkpoint", str(checkpoint), "--data-dir", str(data), "--amp", "off"]
+    assert main([*argv, "--confidence", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["calibration"]["confidence"] is None
+    assert read_model_card(checkpoint).calibration.confidence is None
 
 
 def test_folder_layout_is_read(setup: tuple[Path, Path], tmp_path: Path, capsys):
@@ -67,6 +77,9 @@ def test_folder_layout_is_read(setup: tuple[Path, Path], tmp_path: Path, capsys)
         (["--withheld-fraction", "1"], "--withheld-fraction must be in (0, 1)"),
         (["--gallery-identities", "0"], "--gallery-identities must be >= 1"),
         (["--device", "tpu9"], "is not a torch device"),
+        (["--confidence", "0.3"], "must be in [0.5, 1) or 'none'"),
+        (["--confidence", "1"], "must be in [0.5, 1) or 'none'"),
+        (["--confidence", "sure"], "is not a number or 'none'"),
     ],
 )
 def test_usage_errors_exit_2_and_leave_the_card(
