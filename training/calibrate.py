@@ -85,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIDENCE,
         metavar="C",
         help="share of people-resampled calibrations whose promise the thresholds keep, in "
-        f"[0.5, 1), or 'none' for the plain fit (default {DEFAULT_CONFIDENCE}; "
-        "docs/open_set.md)",
+        "[0.5, 1), or 'none' for the plain fit (default: none; docs/open_set.md)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")

@@ -39,7 +39,7 @@ def test_every_stated_threshold_gets_a_band_that_its_confidence_tops(
 ) -> None:
     """At confidence 0.9 the band's 90th percentile is the promise itself."""
     scores, groups = clustered
-    calibration = fit_calibration(scores, probe_groups=groups)
+    calibration = fit_calibration(scores, probe_groups=groups, confidence=0.9)
     assert calibration.confidence == 0.9
     assert set(calibration.fpir_spread) == set(calibration.thresholds)
     for key, (low, high) in calibration.fpir_spread.items():
@@ -52,7 +52,7 @@ def test_the_plain_fit_promises_its_own_point_estimate(
 ) -> None:
     scores, groups = clustered
     plain = fit_calibration(scores, probe_groups=groups, confidence=None)
-    enveloped = fit_calibration(scores, probe_groups=groups)
+    enveloped = fit_calibration(scores, probe_groups=groups, confidence=0.9)
     assert plain.confidence is None
     for key, (low, high) in plain.fpir_spread.items():
         assert low < float(key) < high
@@ -64,7 +64,7 @@ def test_the_plain_fit_promises_its_own_point_estimate(
 def test_the_envelopes_thresholds_and_rates_are_inverses(
     clustered: tuple[np.ndarray, np.ndarray], gallery: int, fpir: float
 ) -> None:
-    calibration = fit_calibration(clustered[0], probe_groups=clustered[1])
+    calibration = fit_calibration(clustered[0], probe_groups=clustered[1], confidence=0.9)
     threshold = calibration.threshold_for(fpir, gallery)
     assert calibration.false_positive_rate(threshold, gallery) == pytest.approx(fpir, rel=1e-6)
 

@@ -47,16 +47,16 @@ def test_writes_a_calibration_into_the_card_and_keeps_the_version(
     assert after.calibration.gallery_identities == 500
     assert after.calibration.counts["withheld_identities"] == 4
     assert after.calibration.counts["nonmated_probes"] == 16  # 4 identities x 4 crops
-    assert after.calibration.confidence == 0.9
+    assert after.calibration.confidence is None  # the plain fit, by default
 
 
-def test_the_plain_fit_can_be_asked_for(setup: tuple[Path, Path], tmp_path: Path, capsys):
+def test_a_confidence_envelope_can_be_asked_for(setup: tuple[Path, Path], tmp_path: Path, capsys):
     data, template = setup
     checkpoint = Path(shutil.copytree(template, tmp_path / "ckpt"))
     argv = ["--checkpoint", str(checkpoint), "--data-dir", str(data), "--amp", "off"]
-    assert main([*argv, "--confidence", "none"]) == 0
-    assert json.loads(capsys.readouterr().out)["calibration"]["confidence"] is None
-    assert read_model_card(checkpoint).calibration.confidence is None
+    assert main([*argv, "--confidence", "0.9"]) == 0
+    assert json.loads(capsys.readouterr().out)["calibration"]["confidence"] == 0.9
+    assert read_model_card(checkpoint).calibration.confidence == 0.9
 
 
 def test_folder_layout_is_read(setup: tuple[Path, Path], tmp_path: Path, capsys):
