@@ -73,12 +73,13 @@ def bootstrap_people(
     replicates = _replicates(matrix, calibration, probe_groups, seed)
     if len(replicates) < MIN_REPLICATES:
         return calibration
+    thresholds = dict(calibration.thresholds)
     if confidence is not None:
         calibration = _envelope(calibration, replicates, confidence)
-    thresholds = {
-        key: calibration.threshold_for(float(key), calibration.gallery_identities)
-        for key in calibration.thresholds
-    }
+        thresholds = {
+            key: calibration.threshold_for(float(key), calibration.gallery_identities)
+            for key in thresholds
+        }
     size = calibration.gallery_identities
     rates = [[r.false_positive_rate(t, size) for t in thresholds.values()] for r in replicates]
     low, high = np.quantile(np.asarray(rates), SPREAD_QUANTILES, axis=0)
