@@ -10,8 +10,9 @@ identities the benchmark does not test on, so the calibration stays independent 
 evaluation). A checkpoint trained on that split has seen those people, so its scores
 there are better separated than on strangers; ``--held-out-of RUN`` keeps only the
 training identities that run held out of training (``calibration_fraction``), the set
-its own calibration was fitted on. A seeded share is withheld as non-mated, the rest
-enroll half of their images. The fitted `model.evaluation.calibration.Calibration`
+its own calibration was fitted on. Every identity enrolls a seeded half of its images
+and probes with the rest; a probe is non-mated against every identity but its own
+(`model.evaluation.labelled_calibration`). The fitted `model.evaluation.calibration.Calibration`
 replaces the card's (atomically; the weights, and therefore the model version, are untouched) and is
 printed as JSON. Bad input is a usage error (exit status 2), never a traceback.
 """
@@ -33,7 +34,6 @@ from model.evaluation.calibration import CalibrationError
 from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.layouts.catalogue import LAYOUT_NAMES, read_layout
 from model.evaluation.layouts.records import DISTRACTOR_PID, DatasetLayoutError, ImageRecord
-from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
 from training.calibration_step import calibrate_checkpoint
 from training.data.dataset import EmptyDatasetError, ReIDImageDataset
 from training.loaders import hold_out_identities
@@ -59,18 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         "they do not test on; folder: root/<identity>/",
     )
     parser.add_argument(
-        "--withheld-fraction",
-        type=float,
-        default=DEFAULT_WITHHELD_FRACTION,
-        metavar="F",
-        help="share of identities used as non-mated probes (default 0.5)",
-    )
-    parser.add_argument(
         "--gallery-identities",
         type=int,
         default=None,
         metavar="N",
-        help="gallery size the card's stated thresholds are for (default: the enrolled count)",
+        help="gallery size the card's stated thresholds are for (default: the identity count)",
     )
     parser.add_argument(
         "--held-out-of",
@@ -103,8 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> dict[str, object]:
-    if not 0.0 < args.withheld_fraction < 1.0:
-        raise UsageError(f"--withheld-fraction must be in (0, 1), got {args.withheld_fraction}")
     if args.gallery_identities is not None and args.gallery_identities < 1:
         raise UsageError(f"--gallery-identities must be >= 1, got {args.gallery_identities}")
     try:
@@ -135,7 +126,6 @@ def _calibrate(args: argparse.Namespace) -> dict[str, object]:
             args.checkpoint,
             DataLoader(dataset, batch_size=BATCH_SIZE),
             ComputeSettings.resolve(device, args.amp, args.amp),
-            withheld_fraction=args.withheld_fraction,
             gallery_identities=args.gallery_identities,
             seed=args.seed,
             flip=args.flip,

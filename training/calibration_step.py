@@ -19,7 +19,6 @@ from model.compute import ComputeSettings
 from model.evaluation.calibration import Calibration
 from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE
 from model.evaluation.labelled_calibration import calibrate_labelled_set
-from model.evaluation.open_set import DEFAULT_WITHHELD_FRACTION
 from training.engine import extract_split
 
 
@@ -28,7 +27,6 @@ def calibrate_checkpoint(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     compute: ComputeSettings,
     *,
-    withheld_fraction: float = DEFAULT_WITHHELD_FRACTION,
     gallery_identities: int | None = None,
     seed: int = 0,
     flip: bool = False,
@@ -44,7 +42,6 @@ def calibrate_checkpoint(
     calibration = calibrate_labelled_set(
         split.features,
         split.pids,
-        withheld_fraction=withheld_fraction,
         gallery_identities=gallery_identities,
         seed=seed,
         confidence=confidence,

@@ -99,7 +99,7 @@ class CalibrationOverview(BaseModel):
     )
     counts: dict[str, int] | None = Field(
         description="what the fit rests on: impostor_scores, nonmated_probes, mated_probes, "
-        "enrolled_identities, withheld_identities, size_fit_points"
+        "enrolled_identities, size_fit_points, entries_fit_points"
     )
     fpir_spread: dict[str, list[float]] | None = Field(
         description="for each stated threshold (at calibrated_gallery_identities): the 10th "

@@ -202,7 +202,7 @@ class SiteCalibration(Base):
     Keyed by the model version: scores of another network mean other thresholds, so a
     calibration never outlives its model, and switching back to a model finds its own.
     ``calibration`` is ``model.evaluation.calibration.Calibration.to_dict()``;
-    ``details`` says how the probes were split (mated, non-mated, withheld).
+    ``details`` says how the probes were used (mated, non-mated, whose identities).
     """
 
     __tablename__ = "site_calibrations"

@@ -78,8 +78,9 @@ class Calibration:
     probe's best identity must reach, in a gallery of ``gallery_identities``. For any
     other size use `threshold_for`; to check an operating point, `false_positive_rate`.
     ``counts`` says how much data it rests on (``impostor_scores``, ``nonmated_probes``,
-    ``mated_probes``, ``enrolled_identities``, ``withheld_identities``, ``size_fit_points``,
-    ``entries_fit_points``).
+    ``mated_probes``, ``enrolled_identities``, ``size_fit_points``, ``entries_fit_points``;
+    cards fitted before every probe was also used against the other identities have
+    ``withheld_identities`` too).
     """
 
     gallery_identities: int

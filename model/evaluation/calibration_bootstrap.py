@@ -32,7 +32,7 @@ import dataclasses
 import numpy as np
 
 from model.evaluation.calibration import Calibration, CalibrationError, tail_coordinate
-from model.evaluation.calibration_tail import TailFit, fit_tail
+from model.evaluation.calibration_tail import TailFit, fit_tail, impostor_values
 
 # The plain fit is the default. The envelope keeps promises on generated people that the
 # plain fit breaks, but on Market-1501 with 113 enrolled calibration identities the plain
@@ -107,7 +107,7 @@ def _replicates(
         rows = np.concatenate([members[g] for g in rng.integers(len(members), size=len(members))])
         columns = rng.integers(identities, size=identities)
         try:
-            tail = fit_tail(matrix[np.ix_(rows, columns)].ravel(), calibration.tail_form)
+            tail = fit_tail(impostor_values(matrix[np.ix_(rows, columns)]), calibration.tail_form)
         except CalibrationError:
             continue
         replicates.append(_with_tail(calibration, tail))

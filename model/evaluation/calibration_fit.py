@@ -2,9 +2,14 @@
 
 Everything is fitted on the scores of **non-mated** probes (people not enrolled)
 against the enrolled identities of a labelled set, scored the way ``POST /query``
-scores: an identity's best entry. The size and entries models are both fitted the
-same way, by sub-sampling the calibration gallery (identities for the one, each
-identity's entries for the other) and reading how FPIR grows against ``p(T)``.
+scores: an identity's best entry. A probe of an enrolled identity is non-mated too once
+its own identity's column is left out (``own_column``): its scores against everyone
+else are impostor scores all the same, so every labelled person can both enroll and
+probe, and the fit sees the whole gallery rather than the part a withheld split leaves.
+
+The size and entries models are both fitted the same way, by sub-sampling the
+calibration gallery (identities for the one, each identity's entries for the other) and
+reading how FPIR grows against ``p(T)``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch.nn.functional as F
 
 from model.evaluation.calibration import Calibration, CalibrationError
 from model.evaluation.calibration_bootstrap import DEFAULT_CONFIDENCE, bootstrap_people
-from model.evaluation.calibration_tail import fit_tail
+from model.evaluation.calibration_tail import fit_tail, impostor_values
 from model.evaluation.open_set import FPIR_TARGETS, ArrayLike
 
 MIN_IMPOSTOR_SCORES = 50
@@ -36,13 +41,14 @@ MAX_ENTRY_PAIRS = 2**25  # probe-by-entry scores kept for the entries fit (128 M
 class EntryScores:
     """Non-mated probes' scores against every enrolled *entry*, for the entries fit.
 
-    ``scores`` is (probes, entries): the probe-by-identity matrix's probes, or a random
-    subset of them when all would not fit in memory. ``identity`` gives each entry's
+    ``scores`` is (probes, entries): the probe-by-identity matrix's ``rows``, all of them
+    or a random subset when all would not fit in memory. ``identity`` gives each entry's
     column in that matrix (0 .. identities - 1).
     """
 
     scores: np.ndarray
     identity: np.ndarray
+    rows: np.ndarray
 
 
 def entry_scores(
@@ -56,10 +62,11 @@ def entry_scores(
     pids = np.asarray(gallery_pids)
     _, owner = np.unique(pids, return_inverse=True)
     keep = max(1, MAX_ENTRY_PAIRS // max(1, len(pids)))
+    rows = np.arange(len(probes))
     if len(probes) > keep:
         rows = np.sort(np.random.default_rng(seed).choice(len(probes), keep, replace=False))
         probes = probes[torch.from_numpy(rows)]
-    return EntryScores((probes @ gallery.T).numpy(), owner.astype(np.int64))
+    return EntryScores((probes @ gallery.T).numpy(), owner.astype(np.int64), rows)
 
 
 def fit_calibration(
@@ -68,14 +75,18 @@ def fit_calibration(
     gallery_identities: int | None = None,
     targets: tuple[float, ...] = FPIR_TARGETS,
     mated_probes: int = 0,
-    withheld_identities: int = 0,
     entries: EntryScores | None = None,
+    own_column: ArrayLike | None = None,
     probe_groups: ArrayLike | None = None,
     confidence: float | None = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Calibration:
     """Fit the tail and size models on a (non-mated probe x enrolled identity) score matrix,
     and the entries model on ``entries`` when given (else entries are not modelled).
+
+    ``own_column`` gives, per row, the column of the probe's own enrolled identity, whose
+    (mated) scores are left out of every fit, or -1 for a probe of nobody enrolled
+    (default: every row is such a probe).
 
     ``gallery_identities`` is the size the stated ``thresholds`` are for (default: the
     matrix's identity count); the other counts are recorded for provenance.
@@ -84,20 +95,23 @@ def fit_calibration(
     fit), and ``fpir_spread`` says how far each stated promise could move
     (`calibration_bootstrap`).
     """
-    matrix = np.asarray(nonmated_scores, dtype=np.float64)
+    matrix = np.array(nonmated_scores, dtype=np.float64)  # a copy: own columns get masked
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise CalibrationError(
             f"need a non-empty (non-mated probes, identities) score matrix, got {matrix.shape}"
         )
     if not np.isfinite(matrix).all():
         raise CalibrationError("impostor scores must be finite")
-    if matrix.size < MIN_IMPOSTOR_SCORES:
-        raise CalibrationError(
-            f"only {matrix.size} impostor scores ({matrix.shape[0]} non-mated probes x "
-            f"{matrix.shape[1]} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
-        )
     probes, identities = matrix.shape
-    levels, survival, form, rate, curvature = fit_tail(matrix.ravel())
+    own = _own_columns(own_column, probes, identities)
+    matrix[own >= 0, own[own >= 0]] = -np.inf
+    impostor_scores = impostor_values(matrix)
+    if impostor_scores.size < MIN_IMPOSTOR_SCORES:
+        raise CalibrationError(
+            f"only {impostor_scores.size} impostor scores ({probes} non-mated probes x "
+            f"{identities} identities); a calibration needs at least {MIN_IMPOSTOR_SCORES}"
+        )
+    levels, survival, form, rate, curvature = fit_tail(impostor_scores)
     tail = Calibration(
         gallery_identities=gallery_identities or identities,
         thresholds={},
@@ -112,18 +126,17 @@ def fit_calibration(
     size_scale, size_exponent, points = _fit_size_model(matrix, seed)
     sized = dataclasses.replace(tail, size_scale=size_scale, size_exponent=size_exponent)
     per_identity, entries_exponent, entries_points = (
-        _fit_entries_model(entries, matrix, sized, seed) if entries else (1.0, 0.0, 0)
+        _fit_entries_model(entries, matrix, own, seed) if entries else (1.0, 0.0, 0)
     )
     partial = dataclasses.replace(
         sized,
         entries_per_identity=per_identity,
         entries_exponent=entries_exponent,
         counts={
-            "impostor_scores": int(matrix.size),
+            "impostor_scores": int(impostor_scores.size),
             "nonmated_probes": probes,
             "mated_probes": mated_probes,
             "enrolled_identities": identities,
-            "withheld_identities": withheld_identities,
             "size_fit_points": points,
             "entries_fit_points": entries_points,
         },
@@ -146,8 +159,10 @@ def _fit_size_model(matrix: np.ndarray, seed: int) -> tuple[float, float, int]:
     For sub-gallery sizes ``n`` from 1 to all identities, each non-mated probe's best
     score over ``n`` random identities is observed; at every threshold with enough false
     matches, ``N_eff = log(1 - FPIR_n) / log(1 - p(T))``. A least-squares line through
-    ``(log n, log N_eff)`` gives the model. With fewer than two usable sizes there is
-    nothing to fit, and independence (1, 1) is kept; ``size_fit_points`` = 0 says so.
+    ``(log n, log N_eff)`` gives the model, ``n`` counting the identities a probe really
+    met (a sub-gallery holding a probe's own identity is one smaller for it). With fewer
+    than two usable sizes there is nothing to fit, and independence (1, 1) is kept;
+    ``size_fit_points`` = 0 says so.
     """
     identities = matrix.shape[1]
     rng = np.random.default_rng(seed)
@@ -157,15 +172,14 @@ def _fit_size_model(matrix: np.ndarray, seed: int) -> tuple[float, float, int]:
     ys: list[float] = []
     for size in sizes:
         repeats = 1 if size == identities else SIZE_FIT_REPEATS
-        best = np.stack(
-            [
-                matrix[:, rng.choice(identities, size, replace=False)].max(axis=1)
-                for _ in range(repeats)
-            ]
-        ).ravel()
+        subsets = [matrix[:, rng.choice(identities, size, replace=False)] for _ in range(repeats)]
+        met = float(np.mean([np.isfinite(subset).sum(axis=1).mean() for subset in subsets]))
+        if met <= 0:
+            continue  # one identity, and it was every probe's own
+        best = np.stack([subset.max(axis=1) for subset in subsets]).ravel()
         effective = _effective_counts(best, thresholds, p, repeats=repeats)
         usable = np.isfinite(effective)
-        xs.extend([math.log(size)] * int(usable.sum()))
+        xs.extend([math.log(met)] * int(usable.sum()))
         ys.extend(np.log(effective[usable]).tolist())
     if len(set(xs)) < 2:
         return 1.0, 1.0, 0
@@ -179,14 +193,14 @@ def _fit_thresholds(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds across the whole observed tail, where the operating points lie (from the
     median down to the score only MIN_SIZE_FIT_EVENTS impostor scores reach), with the
     empirical per-identity survival ``p`` at each."""
-    ordered = np.sort(matrix.ravel())[::-1]
+    ordered = np.sort(impostor_values(matrix))[::-1]
     rarest = min(len(ordered), MIN_SIZE_FIT_EVENTS)
     ranks = np.unique(np.geomspace(rarest, len(ordered) / 2, 32).round().astype(int))
     return ordered[ranks - 1], ranks / len(ordered)
 
 
 def _fit_entries_model(
-    entries: EntryScores, matrix: np.ndarray, sized: Calibration, seed: int
+    entries: EntryScores, matrix: np.ndarray, own: np.ndarray, seed: int
 ) -> tuple[float, float, int]:
     """Fit ``(m / m_cal)^exponent`` by keeping at most ``m`` random entries per identity.
 
@@ -195,14 +209,19 @@ def _fit_entries_model(
     ``E = log(1 - FPIR) / log(1 - p(T))``. For each ``m`` from 1 to the largest
     identity's entry count, each probe's best score over the kept entries of all
     identities gives ``E_m``; ``log(E_m / E_all)`` against ``log(mean kept / m_cal)`` is
-    a line through the origin whose slope, clipped to [0, 1], is the exponent. Returns
+    a line through the origin whose slope, clipped to [0, 1], is the exponent. A probe's
+    own identity's entries (``own``, per matrix row) are left out. Returns
     ``(m_cal, exponent, points)``; with no usable point the exponent stays 0.
     """
     scores = np.asarray(entries.scores, dtype=np.float32)
     owner = np.asarray(entries.identity)
+    rows = np.asarray(entries.rows)
     identities = matrix.shape[1]
     if scores.ndim != 2 or scores.shape[1] != len(owner) or scores.size == 0:
         raise CalibrationError("entry scores need probes and one identity per entry")
+    if rows.shape != (len(scores),) or rows.min() < 0 or rows.max() >= len(matrix):
+        raise CalibrationError("entry scores need one row of the score matrix per probe")
+    scores = np.where(owner[None, :] == own[rows][:, None], -np.inf, scores)
     if set(np.unique(owner).tolist()) != set(range(identities)):
         raise CalibrationError("every enrolled identity needs at least one entry score")
     counts = np.bincount(owner, minlength=identities)
@@ -231,6 +250,17 @@ def _fit_entries_model(
         return per_identity, 0.0, 0
     x, y = np.asarray(xs), np.asarray(ys)
     return per_identity, float(np.clip((x @ y) / (x @ x), 0.0, 1.0)), len(xs)
+
+
+def _own_columns(own_column: ArrayLike | None, probes: int, identities: int) -> np.ndarray:
+    if own_column is None:
+        return np.full(probes, -1, dtype=np.int64)
+    own = np.asarray(own_column)
+    if own.shape != (probes,) or not np.issubdtype(own.dtype, np.integer):
+        raise CalibrationError(f"need one integer own column per row: {own.shape} for {probes}")
+    if (own < -1).any() or (own >= identities).any():
+        raise CalibrationError(f"own columns must be -1 or in [0, {identities})")
+    return own.astype(np.int64)
 
 
 def _effective_counts(

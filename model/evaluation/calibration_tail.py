@@ -2,7 +2,7 @@
 shape that carries it beyond the data (`Calibration`'s first part).
 
 Its own module because two fits need it: `calibration_fit` fits it once on all the
-calibration's scores, and `calibration_spread` refits it on resampled identities.
+calibration's scores, and `calibration_bootstrap` refits it on resampled people.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ class TailFit(NamedTuple):
     form: str
     rate: float
     curvature: float
+
+
+def impostor_values(matrix: np.ndarray) -> np.ndarray:
+    """A score matrix's impostor scores: every cell but the masked (``-inf``) ones, where a
+    probe met its own identity."""
+    return matrix[np.isfinite(matrix)]
 
 
 def fit_tail(values: np.ndarray, form: str | None = None) -> TailFit:

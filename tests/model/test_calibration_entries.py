@@ -24,7 +24,7 @@ def _survival(threshold: float, sd: float = SD) -> float:
 def _calibrate(entry_scores: np.ndarray, *, with_entries: bool = True) -> Calibration:
     owner = np.repeat(np.arange(IDENTITIES), ENTRIES)
     identity_scores = entry_scores.reshape(PROBES, IDENTITIES, ENTRIES).max(axis=2)
-    entries = EntryScores(entry_scores, owner) if with_entries else None
+    entries = EntryScores(entry_scores, owner, np.arange(PROBES)) if with_entries else None
     return fit_calibration(identity_scores, entries=entries, confidence=None)
 
 
@@ -117,11 +117,19 @@ def test_an_entry_count_below_one_is_refused(independent_entries: np.ndarray) ->
 
 def test_entry_scores_must_match_the_identity_matrix(independent_entries: np.ndarray) -> None:
     identity_scores = independent_entries.reshape(PROBES, IDENTITIES, ENTRIES).max(axis=2)
-    missing_one = np.repeat(np.arange(IDENTITIES), ENTRIES) % (IDENTITIES - 1)
+    rows = np.arange(PROBES)
+    owner = np.repeat(np.arange(IDENTITIES), ENTRIES)
+    missing_one = owner % (IDENTITIES - 1)
     with pytest.raises(CalibrationError, match="every enrolled identity"):
-        fit_calibration(identity_scores, entries=EntryScores(independent_entries, missing_one))
+        fit_calibration(
+            identity_scores, entries=EntryScores(independent_entries, missing_one, rows)
+        )
     with pytest.raises(CalibrationError, match="one identity per entry"):
         fit_calibration(
             identity_scores,
-            entries=EntryScores(independent_entries[:, :10], np.arange(IDENTITIES)),
+            entries=EntryScores(independent_entries[:, :10], np.arange(IDENTITIES), rows),
+        )
+    with pytest.raises(CalibrationError, match="one row of the score matrix per probe"):
+        fit_calibration(
+            identity_scores, entries=EntryScores(independent_entries, owner, rows + PROBES)
         )

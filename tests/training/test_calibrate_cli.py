@@ -45,8 +45,9 @@ def test_writes_a_calibration_into_the_card_and_keeps_the_version(
     assert after.calibration is not None
     assert after.calibration.to_dict() == report["calibration"]
     assert after.calibration.gallery_identities == 500
-    assert after.calibration.counts["withheld_identities"] == 4
-    assert after.calibration.counts["nonmated_probes"] == 16  # 4 identities x 4 crops
+    assert after.calibration.counts["enrolled_identities"] == 8
+    assert after.calibration.counts["nonmated_probes"] == 16  # 8 identities x 2 probe crops
+    assert after.calibration.counts["impostor_scores"] == 16 * 7  # each against the others
     assert after.calibration.confidence is None  # the plain fit, by default
 
 
@@ -74,7 +75,6 @@ def test_folder_layout_is_read(setup: tuple[Path, Path], tmp_path: Path, capsys)
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--withheld-fraction", "1"], "--withheld-fraction must be in (0, 1)"),
         (["--gallery-identities", "0"], "--gallery-identities must be >= 1"),
         (["--device", "tpu9"], "is not a torch device"),
         (["--confidence", "0.3"], "must be in [0.5, 1) or 'none'"),
@@ -132,7 +132,7 @@ def test_held_out_of_a_run_calibrates_on_the_identities_it_never_trained_on(
     assert main([*argv, "--held-out-of", str(run)]) == 0
     counts = read_model_card(checkpoint).calibration.counts
     _, held_out, _ = hold_out_identities(load_market1501(data).train, 0.5, seed=3)
-    assert counts["enrolled_identities"] + counts["withheld_identities"] == 10  # of 20
+    assert counts["enrolled_identities"] == 10  # of 20
     assert len({record.pid for record in held_out}) == 10
     capsys.readouterr()
     (run / "config.json").write_text("{}")

@@ -47,9 +47,10 @@ async def start_calibration(
         Form(description="JSON array: the true identity of each image", examples=['["alice"]']),
     ],
 ) -> EvaluationAccepted:
-    """Crops of people not enrolled are non-mated probes; of the enrolled identities they
-    show, a seeded half is withheld from the gallery to give non-mated probes of this site,
-    the rest are mated. The fitted calibration replaces any earlier one for this model."""
+    """Crops of people not enrolled are non-mated probes; a crop of an enrolled identity is
+    mated against its own identity and non-mated against all the others, so the people of
+    this site give non-mated probes too. The fitted calibration replaces any earlier one for
+    this model."""
     uploads = await read_uploads(images, max_file_bytes=settings.max_file_bytes, field="images")
     labels = parse_labels(identities, None, len(uploads))
     job = await evaluations.submit_calibration(uploads, labels)

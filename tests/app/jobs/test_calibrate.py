@@ -103,14 +103,15 @@ def test_a_site_calibration_takes_precedence_survives_restarts_and_deletes_to_th
         status = calibrate(client)
         result = status["result"]
         split = result["split"]
-        # Six enrolled crop identities: three withheld (non-mated), three mated.
+        # Six crops of the six enrolled identities: each mated against its own identity
+        # and non-mated against the five others; 24 crops of 8 people not enrolled.
         assert split["enrolled_identities"] == 6
-        assert split["withheld_identities"] == 3 and split["scored_identities"] == 3
-        assert split["mated_probes"] == 3 and split["nonmated_probes"] == 3 + 24
+        assert split["enrolled_probe_identities"] == 6
+        assert split["mated_probes"] == 6 and split["nonmated_probes"] == 6 + 24
         assert split["unenrolled_probe_identities"] == 8
         assert result["counts"]["enrolled_bytes_skipped"] == 1
         counts = result["calibration"]["counts"]
-        assert counts["nonmated_probes"] == 27 and counts["impostor_scores"] == 27 * 3
+        assert counts["nonmated_probes"] == 30 and counts["impostor_scores"] == 24 * 6 + 6 * 5
         assert result["calibration"]["gallery_identities"] == 6
         points = result["operating_points"]
         assert [p["target_false_positive_rate"] for p in points] == [0.1, 0.01, 0.001]
