@@ -14,9 +14,7 @@ from model.evaluation.open_set import identity_scores
 DIM = 32
 
 
-def _people(
-    rng: np.random.Generator, identities: int, crops: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _people(rng: np.random.Generator, identities: int, crops: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings of fresh people: a random centre each, plus per-crop noise."""
     pids = np.repeat(np.arange(identities), crops)
     features = rng.normal(size=(identities, DIM))[pids] + rng.normal(
