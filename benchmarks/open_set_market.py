@@ -35,7 +35,8 @@ from training.feature_files import load_feature_file
 from training.open_set_report import query_identity_scores
 
 
-def _integers(text: str) -> list[int]:
+def integer_list(text: str) -> list[int]:
+    """argparse type: comma-separated non-negative integers (also used by calibration_crossval)."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="its card's calibration")
     parser.add_argument("--features", type=Path, required=True, help="training.evaluate .npz")
-    parser.add_argument("--sizes", type=_integers, default=[50, 200, 375, 700])
-    parser.add_argument("--seeds", type=_integers, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sizes", type=integer_list, default=[50, 200, 375, 700])
+    parser.add_argument("--seeds", type=integer_list, default=[0, 1, 2, 3, 4])
     args = parser.parse_args(argv)
     try:
         calibration = read_model_card(args.checkpoint).calibration

@@ -9,8 +9,9 @@ temporary data folder), and a seeded draw of DATA's test identities is split thr
 
 * ``--enrolled`` identities: their gallery crops are enrolled over HTTP, with cameras;
 * ``--strangers`` others: their query crops, with the enrolled identities' query crops,
-  go to ``POST /calibrate`` (the job withholds a seeded half of the enrolled ones to give
-  non-mated probes of this site too, and fits on the live gallery);
+  go to ``POST /calibrate`` (an enrolled identity's crop is non-mated against every other
+  enrolled identity, so people of this site give non-mated probes too, against the whole
+  live gallery);
 * every remaining identity (or ``--held-out`` of them): people neither the gallery nor
   the calibration has seen.
   Each of their query crops is one ``POST /query``; its decision (at the service's

@@ -194,3 +194,44 @@ def test_open_set_market_reports_every_size_and_target(tmp_path: Path) -> None:
         "20",
     )
     assert bad.returncode == 2 and "--sizes: 20" in bad.stderr
+
+
+def test_calibration_crossval_checks_every_repeat_on_people_it_never_saw(tmp_path: Path) -> None:
+    import numpy as np
+
+    from training.feature_files import write_feature_file
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(61, 16))
+
+    def crops(pids: np.ndarray) -> np.ndarray:
+        features = centres[pids] + rng.normal(scale=0.6, size=(len(pids), 16))
+        return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+
+    query_pids = np.repeat(np.arange(1, 61), 2)
+    gallery_pids = np.concatenate([np.repeat(np.arange(1, 61), 3), [0, 0, -1]])
+    write_feature_file(
+        tmp_path / "features.npz",
+        {
+            "query_features": crops(query_pids),
+            "gallery_features": crops(np.abs(gallery_pids)),
+            "query_pids": query_pids,
+            "gallery_pids": gallery_pids,
+            "query_camids": np.ones_like(query_pids),
+            "gallery_camids": np.full_like(gallery_pids, 2),
+        },
+    )
+    flags = ("--features", str(tmp_path / "features.npz"), "--calibration-identities", "30")
+    result = run_benchmark("calibration_crossval.py", *flags, "--sizes", "5,20", "--repeats", "3")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    per_repeat = [row for row in rows if "summary" not in row]
+    assert len(per_repeat) == 3 * 2 * 3  # repeats x sizes x targets
+    summaries = [row for row in rows if "summary" in row]
+    assert [(row["gallery_identities"], row["target_fpir"]) for row in summaries] == [
+        (size, target) for size in (5, 20) for target in (0.001, 0.01, 0.1)
+    ]
+    for row in summaries:
+        assert row["within_2x"] + row["above_2x"] + row["below_half"] == row["repeats"] == 3
+    too_big = run_benchmark("calibration_crossval.py", *flags, "--sizes", "30")
+    assert too_big.returncode == 2 and "cannot give 30" in too_big.stderr
