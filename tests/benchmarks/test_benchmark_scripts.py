@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,34 @@ SCRIPTS = sorted(
     for path in (REPO_ROOT / "benchmarks").glob("*.py")
     if path.name != "service_common.py"  # a helper module, not a command
 )
+
+
+def _write_people_features(
+    path: Path, query_pids: np.ndarray, gallery_pids: np.ndarray, *, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A features file of generated people (a random centre each, plus per-crop noise; a
+    distractor pid 0 or junk -1 looks like nobody in particular); returns the crop maker."""
+    from training.feature_files import write_feature_file
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(64, 16))  # pids 0 .. 63
+
+    def crops(pids: np.ndarray) -> np.ndarray:
+        features = centres[np.abs(pids)] + rng.normal(scale=0.6, size=(len(pids), 16))
+        return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+
+    write_feature_file(
+        path,
+        {
+            "query_features": crops(query_pids),
+            "gallery_features": crops(gallery_pids),
+            "query_pids": query_pids,
+            "gallery_pids": gallery_pids,
+            "query_camids": np.ones_like(query_pids),
+            "gallery_camids": np.full_like(gallery_pids, 2),
+        },
+    )
+    return crops
 
 
 def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -140,38 +170,18 @@ def test_attention_silhouette_scores_masks_against_the_drawn_people(tmp_path: Pa
 def test_open_set_market_reports_every_size_and_target(tmp_path: Path) -> None:
     import dataclasses
 
-    import numpy as np
-
     from model.checkpoint import read_model_card, save_checkpoint, untrained_model, write_model_card
     from model.config import ModelConfig
     from model.evaluation.labelled_calibration import calibrate_labelled_set
-    from training.feature_files import write_feature_file
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(60, 16))
-
-    def crops(pids: np.ndarray) -> np.ndarray:
-        features = centres[pids] + rng.normal(scale=0.6, size=(len(pids), 16))
-        return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-
+    query_pids, gallery_pids = np.repeat(np.arange(1, 21), 2), np.repeat(np.arange(1, 21), 3)
+    crops = _write_people_features(tmp_path / "features.npz", query_pids, gallery_pids, seed=0)
     calibration_pids = np.repeat(np.arange(20, 60), 4)
     calibration = calibrate_labelled_set(crops(calibration_pids), calibration_pids, seed=0)
     network, _ = untrained_model(ModelConfig(arch="resnet18", num_classes=2))
     save_checkpoint(network, tmp_path / "net", training_data={}, metrics={})
     card = read_model_card(tmp_path / "net")
     write_model_card(tmp_path / "net", dataclasses.replace(card, calibration=calibration))
-    query_pids, gallery_pids = np.repeat(np.arange(1, 21), 2), np.repeat(np.arange(1, 21), 3)
-    write_feature_file(
-        tmp_path / "features.npz",
-        {
-            "query_features": crops(query_pids),
-            "gallery_features": crops(gallery_pids),
-            "query_pids": query_pids,
-            "gallery_pids": gallery_pids,
-            "query_camids": np.ones_like(query_pids),
-            "gallery_camids": np.full_like(gallery_pids, 2),
-        },
-    )
     result = run_benchmark(
         "open_set_market.py",
         *("--checkpoint", str(tmp_path / "net"), "--features", str(tmp_path / "features.npz")),
@@ -197,30 +207,9 @@ def test_open_set_market_reports_every_size_and_target(tmp_path: Path) -> None:
 
 
 def test_calibration_crossval_checks_every_repeat_on_people_it_never_saw(tmp_path: Path) -> None:
-    import numpy as np
-
-    from training.feature_files import write_feature_file
-
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(61, 16))
-
-    def crops(pids: np.ndarray) -> np.ndarray:
-        features = centres[pids] + rng.normal(scale=0.6, size=(len(pids), 16))
-        return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-
     query_pids = np.repeat(np.arange(1, 61), 2)
     gallery_pids = np.concatenate([np.repeat(np.arange(1, 61), 3), [0, 0, -1]])
-    write_feature_file(
-        tmp_path / "features.npz",
-        {
-            "query_features": crops(query_pids),
-            "gallery_features": crops(np.abs(gallery_pids)),
-            "query_pids": query_pids,
-            "gallery_pids": gallery_pids,
-            "query_camids": np.ones_like(query_pids),
-            "gallery_camids": np.full_like(gallery_pids, 2),
-        },
-    )
+    _write_people_features(tmp_path / "features.npz", query_pids, gallery_pids, seed=1)
     flags = ("--features", str(tmp_path / "features.npz"), "--calibration-identities", "30")
     result = run_benchmark("calibration_crossval.py", *flags, "--sizes", "5,20", "--repeats", "3")
     assert result.returncode == 0, result.stderr
