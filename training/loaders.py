@@ -35,7 +35,7 @@ from training.sampler import IdentityBatchSampler
 from training.transforms import build_eval_transform, build_train_transform
 
 EVAL_BATCH_SIZE = 128
-MIN_CALIBRATION_IDENTITIES = 2  # one enrolled and one withheld, at the very least
+MIN_CALIBRATION_IDENTITIES = 2  # a probe needs someone other than its own identity
 
 
 class DataSetupError(ValueError):
@@ -224,8 +224,9 @@ def hold_out_identities(
     """Split training records into (train, calibration) by identity, seeded.
 
     ``round(fraction * identities)`` identities are held out. When that is fewer than
-    ``MIN_CALIBRATION_IDENTITIES`` nothing is held out (a calibration needs withheld and
-    enrolled identities) and the returned note says so, to be shown to the user.
+    ``MIN_CALIBRATION_IDENTITIES`` nothing is held out (a calibration needs a probe's
+    scores against identities other than its own) and the returned note says so, to be
+    shown to the user.
     """
     if fraction == 0:
         return list(records), [], None
