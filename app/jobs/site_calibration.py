@@ -39,7 +39,11 @@ from app.jobs.labelled import QueryLabels
 from app.jobs.live_gallery import check_gallery, embed_uploads, load_gallery
 from app.jobs.members import MemberEmbedder, Progress
 from model.evaluation.calibration import Calibration, CalibrationError
-from model.evaluation.calibration_fit import entry_scores, fit_calibration
+from model.evaluation.calibration_fit import (
+    entry_scores,
+    fit_calibration,
+    without_own_columns,
+)
 from model.evaluation.open_set import FPIR_TARGETS, identity_scores
 
 KIND = "site_calibration"
@@ -166,9 +170,7 @@ def _operating_points(
     score over every identity but its own) and the FNIR over the mated probes (null
     without any)."""
     mated = own >= 0
-    impostor = scores.copy()
-    impostor[mated, own[mated]] = -np.inf
-    best_impostor = impostor.max(axis=1)
+    best_impostor = without_own_columns(scores, own).max(axis=1)
     right = scores[mated].argmax(axis=1) == own[mated]
     best_mated = scores[mated].max(axis=1)
     size = scores.shape[1]

@@ -95,7 +95,7 @@ def fit_calibration(
     fit), and ``fpir_spread`` says how far each stated promise could move
     (`calibration_bootstrap`).
     """
-    matrix = np.array(nonmated_scores, dtype=np.float64)  # a copy: own columns get masked
+    matrix = np.asarray(nonmated_scores, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise CalibrationError(
             f"need a non-empty (non-mated probes, identities) score matrix, got {matrix.shape}"
@@ -104,7 +104,7 @@ def fit_calibration(
         raise CalibrationError("impostor scores must be finite")
     probes, identities = matrix.shape
     own = _own_columns(own_column, probes, identities)
-    matrix[own >= 0, own[own >= 0]] = -np.inf
+    matrix = without_own_columns(matrix, own)
     impostor_scores = impostor_values(matrix)
     if impostor_scores.size < MIN_IMPOSTOR_SCORES:
         raise CalibrationError(
@@ -250,6 +250,15 @@ def _fit_entries_model(
         return per_identity, 0.0, 0
     x, y = np.asarray(xs), np.asarray(ys)
     return per_identity, float(np.clip((x @ y) / (x @ x), 0.0, 1.0)), len(xs)
+
+
+def without_own_columns(scores: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """A copy of the probe-by-identity ``scores`` with each probe's own identity (``own``,
+    its column or -1 for nobody enrolled) at ``-inf``: what is left are impostor scores."""
+    masked = np.array(scores, dtype=np.float64)
+    rows = np.flatnonzero(own >= 0)
+    masked[rows, own[rows]] = -np.inf
+    return masked
 
 
 def _own_columns(own_column: ArrayLike | None, probes: int, identities: int) -> np.ndarray:
